@@ -1,0 +1,25 @@
+# The two commands a newcomer runs (see README.md); each sets itself up first.
+#   make quickstart   the main job on the embedded data
+#   make test         the test suite (what .ci/run runs)
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed-$(shell cksum setup.py | cut -d' ' -f1)
+
+.PHONY: quickstart test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+quickstart: $(STAMP)
+	$(VENV)/bin/effnet quickstart $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache runs

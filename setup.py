@@ -1,0 +1,38 @@
+"""keras_effnet: EfficientNet compound scaling as a tool (build, train, export).
+
+The export layer lives in the top-level folder `export/` and installs as
+`keras_effnet.export` (no generic top-level `export` module lands in site-packages).
+See BUILD_NOTES.md for why each pin is what it is.
+"""
+
+from setuptools import setup
+
+TENSORFLOW = ["tensorflow==2.21.*", "keras>=3.15,<3.16"]
+EXPORT = [
+    "tf-keras==2.21.*",  # must share tensorflow's minor version (TFMOT's QAT runs on it)
+    "tensorflow-model-optimization==0.8.1",
+    "tf2onnx==1.17.0",
+    "onnx>=1.16",
+    "onnxruntime>=1.20",
+    "ai-edge-litert>=2.0",
+]
+BENCH = ["matplotlib>=3.8", "psutil>=5.9"]
+TEST = ["pytest>=8", "pytest-timeout>=2.3", "pillow>=10"]
+
+setup(
+    name="keras_effnet",
+    version="0.1.0",
+    description="EfficientNet (Tan & Le, 2019): build at any scale, train, export verified int8 TFLite/ONNX",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.14",
+    packages=["keras_effnet", "keras_effnet.export"],
+    package_dir={"keras_effnet": "keras_effnet", "keras_effnet.export": "export"},
+    install_requires=TENSORFLOW + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4"],
+    extras_require={
+        "export": EXPORT,
+        "bench": EXPORT + BENCH,
+        "test": EXPORT + BENCH + TEST,
+    },
+    entry_points={"console_scripts": ["effnet=keras_effnet.cli:run"]},
+)

@@ -1,0 +1,137 @@
+"""Built Keras graphs: sizes, outputs, serialisation, mixed precision."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet import profile, scale
+from test_scaling import KERAS_APPLICATIONS_TOTAL, REFERENCE_PARAMS
+
+
+def _trainable(model):
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))
+def test_built_graph_parameter_counts(variant):
+    keras.backend.clear_session()
+    model = keras_effnet.build(variant)
+    assert _trainable(model) == REFERENCE_PARAMS[variant]
+    if variant in KERAS_APPLICATIONS_TOTAL:
+        # keras.applications counts 7 more: its Normalization layer's mean, variance and count
+        assert model.count_params() == KERAS_APPLICATIONS_TOTAL[variant] - 7
+    assert model.input_shape == (None, scale(variant).resolution, scale(variant).resolution, 3)
+
+
+@pytest.mark.parametrize("variant", ["b0", "lite0"])
+def test_profile_of_model_equals_profile_of_config(variant):
+    model_profile = profile(keras_effnet.build(variant))
+    config_profile = profile(scale(variant))
+    assert model_profile.layers == config_profile.layers
+
+
+def test_phi_model_builds_and_runs(pixels):
+    model = keras_effnet.build(phi=-2, num_classes=7, input_shape=(48, 48, 3))
+    out = np.asarray(model(pixels(2, 48)))
+    assert out.shape == (2, 7)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    assert _trainable(model) == profile(scale(phi=-2), num_classes=7).trainable_params
+
+
+@pytest.mark.parametrize("variant,channels", [("b0", [16, 24, 40, 112, 320]),
+                                              ("lite0", [16, 24, 40, 112, 320])])
+def test_features_only_strides_and_channels(variant, channels, pixels):
+    backbone = keras_effnet.build(variant, features_only=True)
+    info = backbone.feature_info
+    assert [f["stride"] for f in info] == [2, 4, 8, 16, 32]
+    assert [f["channels"] for f in info] == channels
+    outputs = backbone(pixels(1, 64, 96))
+    assert list(outputs) == [f["name"] for f in info]
+    for f in info:
+        assert outputs[f["name"]].shape == (1, 64 // f["stride"], 96 // f["stride"], f["channels"])
+
+
+def test_features_of_a_scaled_backbone():
+    info = keras_effnet.build(phi=2, features_only=True).feature_info
+    cfg = scale(phi=2)
+    assert [f["channels"] for f in info] == [cfg.stages[i].filters_out for i in (0, 1, 2, 4, 6)]
+
+
+@pytest.mark.parametrize("pooling,shape", [(None, (1, 2, 3, 1280)), ("avg", (1, 1280)),
+                                           ("max", (1, 1280))])
+def test_no_top_with_pooling(pooling, shape, pixels):
+    model = keras_effnet.build("b0", include_top=False, pooling=pooling)
+    assert model.input_shape == (None, None, None, 3)
+    assert tuple(model(pixels(1, 64, 96)).shape) == shape
+
+
+@pytest.mark.parametrize("size", [(33, 33), (45, 77), (64, 32)])
+def test_odd_and_non_square_inputs(size, pixels):
+    model = keras_effnet.build("lite0", num_classes=5, input_shape=(*size, 3))
+    assert tuple(model(pixels(2, *size)).shape) == (2, 5)
+    # stride-2 "same" padding: every feature map is ceil(size / stride)
+    assert model.get_layer("top_conv").output.shape[1:3] == tuple(-(-s // 32) for s in size)
+
+
+def test_preprocessing_is_in_the_model(pixels):
+    with_pre = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    without = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3),
+                                 include_preprocessing=False)
+    without.set_weights(with_pre.get_weights())
+    x = pixels(2, 32)
+    np.testing.assert_allclose(np.asarray(with_pre(x)), np.asarray(without((x - 127) / 128)),
+                               rtol=1e-5, atol=1e-6)
+    assert not any("normalization" in l.name for l in with_pre.layers)
+
+
+def test_keras_round_trip_safe_mode(tmp_path, pixels):
+    from keras_effnet.artifacts import save_model
+
+    model = keras_effnet.build(phi=-1, num_classes=4, input_shape=(40, 40, 3), name="tiny")
+    path = tmp_path / "tiny.keras"
+    save_model(model, path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = pixels(3, 40)
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
+    assert loaded.effnet_config == model.effnet_config and loaded.name == "tiny"
+    assert not any(type(l).__name__ == "Lambda" for l in loaded.layers)
+
+
+def test_backbone_round_trip(tmp_path, pixels):
+    model = keras_effnet.build("lite0", features_only=True)
+    model.save(tmp_path / "bb.keras")
+    loaded = keras.saving.load_model(tmp_path / "bb.keras", safe_mode=True)
+    x = pixels(1, 64)
+    a, b = model(x), loaded(x)
+    assert loaded.feature_info == model.feature_info
+    for key in a:
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+
+
+def test_mixed_precision_outputs_float32(pixels):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras_effnet.build("b0", num_classes=10, input_shape=(32, 32, 3))
+        assert model.get_layer("top_conv").compute_dtype == "float16"
+        out = model(pixels(2, 32))
+        assert out.dtype == "float32"
+        np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_fit_runs_and_learns_a_batch(pixels):
+    model = keras_effnet.build("lite0", num_classes=2, input_shape=(32, 32, 3), dropout_rate=0.0,
+                               drop_connect_rate=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    x, y = pixels(8, 32), np.array([0, 1] * 4)
+    history = model.fit(x, y, epochs=10, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0] * 0.5
+
+
+def test_custom_classifier_activation(pixels):
+    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3),
+                               classifier_activation=None)
+    out = np.asarray(model(pixels(4, 32)))
+    assert not np.allclose(out.sum(axis=1), 1.0)

@@ -1,0 +1,117 @@
+"""Compound scaling resolves to the published architectures (pure Python, no TensorFlow)."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+import keras_effnet
+from keras_effnet import VARIANTS, profile, scale
+from keras_effnet.scaling import StageSpec, round_filters
+
+# Trainable parameters, 1000 classes: REFERENCE.md (keras.applications / the Lite unit test).
+REFERENCE_PARAMS = {
+    "b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232, "b4": 19_341_616,
+    "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960, "lite0": 4_652_008,
+    "lite1": 5_416_680, "lite2": 6_092_072, "lite3": 8_197_096, "lite4": 13_006_568}
+# keras.applications EfficientNetB0..B7(weights=None).count_params(), incl. its 7 normaliser values.
+KERAS_APPLICATIONS_TOTAL = {
+    "b0": 5_330_571, "b1": 7_856_239, "b2": 9_177_569, "b3": 12_320_535, "b4": 19_466_823,
+    "b5": 30_562_527, "b6": 43_265_143, "b7": 66_658_687}
+PAPER_FLOPS = {"b0": 0.39e9, "b1": 0.70e9, "b2": 1.0e9, "b3": 1.8e9, "b4": 4.2e9, "b5": 9.9e9,
+               "b6": 19e9, "b7": 37e9}
+
+
+def test_scaling_does_not_import_tensorflow():
+    code = ("import sys, keras_effnet as k; k.profile(k.scale('b7')); k.scale(phi=10); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("variant", REFERENCE_PARAMS)
+def test_trainable_params_match_reference(variant):
+    assert profile(scale(variant)).trainable_params == REFERENCE_PARAMS[variant]
+
+
+@pytest.mark.parametrize("variant", KERAS_APPLICATIONS_TOTAL)
+def test_total_params_match_keras_applications_less_normaliser(variant):
+    assert profile(scale(variant)).params == KERAS_APPLICATIONS_TOTAL[variant] - 7
+
+
+@pytest.mark.parametrize("variant", PAPER_FLOPS)
+def test_macs_within_5_percent_of_paper(variant):
+    macs = profile(scale(variant)).macs
+    assert abs(macs / PAPER_FLOPS[variant] - 1) <= 0.05
+
+
+def test_compound_scaling_grows_macs_by_alpha_beta2_gamma2():
+    factor = 1.2 * 1.1 ** 2 * 1.15 ** 2  # ≈ 1.92, the paper's "≈ 2 per unit of φ"
+    macs0 = profile(scale(phi=0)).macs
+    for k in range(1, 5):
+        ratio = profile(scale(phi=k)).macs / macs0
+        assert abs(ratio / factor ** k - 1) <= 0.10, (k, ratio, factor ** k)
+
+
+def test_phi_follows_equation_3():
+    cfg = scale(phi=2)
+    assert cfg.depth == pytest.approx(1.2 ** 2) and cfg.width == pytest.approx(1.1 ** 2)
+    assert cfg.resolution == 296  # 224 · 1.15² = 296.24, to the nearest multiple of 8
+    assert [s.repeats for s in cfg.stages] == [1, 3, 3, 4, 4, 6, 1]  # round(r·1.44)
+    assert cfg.stages[-1].filters_out == round_filters(320, 1.21) == 384
+    assert scale(phi=0).stages == scale("b0").stages
+
+
+def test_negative_phi_scales_down_and_stays_valid():
+    cfg = scale(phi=-3)
+    assert cfg.resolution == 144 and all(s.repeats >= 1 for s in cfg.stages)
+    assert all(s.filters_out >= 8 for s in cfg.stages)
+    assert profile(cfg).macs < profile(scale(phi=0)).macs / 3
+
+
+def test_custom_coefficients_and_base_resolution():
+    cfg = scale(phi=1, alpha=1.0, beta=1.0, gamma=2.0, base_resolution=64)
+    assert cfg.resolution == 128 and cfg.stages == scale("b0").stages
+    assert scale("b3", base_resolution=112).resolution == 150
+
+
+def test_lite_rules():
+    lite3 = scale("lite3")
+    assert lite3.stem_filters == 32 and lite3.head_filters == 1280
+    assert lite3.stages[0].repeats == 1 and lite3.stages[-1].repeats == 1
+    assert lite3.stages[0].filters_in == 32  # the real tensor, not the declared 40
+    assert all(b.se_filters == 0 for b in lite3.blocks) and lite3.activation == "relu6"
+    assert lite3.preprocessing == "lite"
+
+
+def test_drop_path_grows_over_scaled_blocks_and_only_on_skips():
+    cfg = scale("b4")
+    n = len(cfg.blocks)
+    for i, block in enumerate(cfg.blocks):
+        expected = 0.2 * i / n if block.has_skip else 0.0
+        assert block.drop_rate == pytest.approx(expected)
+    assert max(b.drop_rate for b in cfg.blocks) < 0.2
+
+
+def test_deep_models_name_blocks_beyond_z():
+    names = [b.name for b in scale(phi=20).blocks if b.name.startswith("block6")]
+    assert names[25:28] == ["block6z", "block6aa", "block6ab"]
+    assert len(set(names)) == len(names)
+
+
+def test_config_round_trips_and_prints():
+    cfg = scale("lite2")
+    assert keras_effnet.ModelConfig.from_dict(cfg.to_dict()) == cfg
+    text = cfg.summary()
+    assert "efficientnet-lite2" in text and "resolution=260" in text
+
+
+def test_custom_stage_table():
+    table = [(3, 1, 32, 16, 1, 1, 0.25), (3, 2, 16, 24, 6, 2), StageSpec(5, 1, 24, 40, 6, 2)]
+    cfg = scale(phi=1, base=table)
+    assert len(cfg.stages) == 3 and cfg.name == "efficientnet-custom-phi1"
+    assert profile(cfg).trainable_params > 0
+
+
+def test_variant_aliases():
+    assert scale("EfficientNet-B2") == scale("b2") == scale("efficientnetb2")

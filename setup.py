@@ -7,7 +7,7 @@ See BUILD_NOTES.md for why each pin is what it is.
 
 from setuptools import setup
 
-TENSORFLOW = ["tensorflow==2.21.*", "keras>=3.15,<3.16"]
+TENSORFLOW = ["tensorflow==2.21.*", "keras>=3.15,<3.16", "tensorboard==2.21.*"]
 EXPORT = [
     "tf-keras==2.21.*",  # must share tensorflow's minor version (TFMOT's QAT runs on it)
     "tensorflow-model-optimization==0.8.1",

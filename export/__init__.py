@@ -1,5 +1,148 @@
-"""keras_effnet.export: the export layer (TFLite, QAT, ONNX, verification).
+"""keras_effnet.export: verified TFLite, ONNX and SavedModel artifacts from a Keras model.
 
 Installed as `keras_effnet.export` (see setup.py's package_dir). It imports `keras_effnet`;
-`keras_effnet` never imports it.
+`keras_effnet` never imports it. Every call converts, runs the artifact in its real runtime
+against the Keras model, and only then writes the artifact and its JSON report
+(`<artifact>.json`) atomically: a failed conversion or verification leaves nothing under the
+final name.
+
+Example:
+    >>> from keras_effnet.export import to_tflite
+    >>> report = to_tflite(model, "model.tflite", quantize="int8", representative_data="synthetic")
 """
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from keras_effnet.artifacts import check_writable_dir, write_json
+from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
+                                        float32_twin, input_size, write_bytes)
+from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
+
+
+def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray, Any]:
+    """Images (and labels, when the data has them) to verify on."""
+    shape = input_size(model)
+    if data is None:
+        rng = np.random.default_rng(0)
+        return rng.uniform(0, 255, (count, *shape)).astype("float32"), None
+    if isinstance(data, str):
+        from keras_effnet.data import load
+
+        loaded = load(data, resolution=shape[0], batch_size=1)
+        pairs = list(loaded.validation.take(count).as_numpy_iterator())
+        if not pairs:
+            raise ValueError(f"data {data!r} yielded no validation images")
+        images = np.concatenate([x for x, _ in pairs]).astype("float32")
+        return images, np.concatenate([y.argmax(-1) for _, y in pairs])
+    if isinstance(data, tuple) and len(data) == 2:
+        return calibration_images(data[0], shape, count), np.asarray(data[1])[:count]
+    return calibration_images(data, shape, count), None
+
+
+def metadata(model: Any) -> dict[str, Any]:
+    """What a deployer needs beside the artifact: input, preprocessing, labels, source config."""
+    info: dict[str, Any] = {"model": model.name, "input_shape": list(input_size(model)),
+                            "input_range": [0, 255], "input_layout": "NHWC RGB"}
+    config = getattr(model, "effnet_config", None)
+    if config is not None:
+        info["preprocessing"] = ("inside the model: " + (
+            "(x - 127) / 128" if config.preprocessing == "lite" else
+            "(x / 255 - ImageNet mean) / ImageNet std")
+            if model.build_options.include_preprocessing else "none (feed normalised input)")
+        info["config"] = config.to_dict()
+    return info
+
+
+def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data: Any,
+            verify_count: int, labels: list[str] | None, num_threads: int,
+            thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    folder = check_writable_dir(path)
+    images, targets = _verification_images(model, verify_data, verify_count)
+    fd, staged = tempfile.mkstemp(prefix=".staged-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        with open(staged, "wb") as f:
+            f.write(artifact_bytes)
+        report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
+                        thresholds=thresholds)
+        report["artifact"] = os.path.basename(path)
+        report.update(extra, metadata=metadata(model), labels=labels)
+        os.replace(staged, path)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+    write_json(report, path + ".json")
+    return report
+
+
+def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
+              representative_data: Any = None, calibration_steps: int = 100,
+              io_dtype: str = "float32", verify_data: Any = None, verify_count: int = 64,
+              labels: list[str] | None = None, num_threads: int = 2,
+              thresholds: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """Convert to TFLite (none | float16 | dynamic | int8), verify, write; return the report.
+
+    `representative_data` (int8): array of images, tf.data.Dataset, or a data spec.
+    `verify_data`: images, (images, labels), or a data spec (its labels give accuracies);
+    default: the representative data, else seeded random pixels.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".tflite"):
+        raise ValueError(f"TFLite path {path!r} must end in .tflite")
+    check_writable_dir(path)
+    flatbuffer = convert(model, quantize, representative_data, calibration_steps, io_dtype)
+    return _finish(flatbuffer, path, model, quantize,
+                   verify_data if verify_data is not None else representative_data,
+                   verify_count, labels, num_threads, thresholds,
+                   {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype})
+
+
+def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data: Any = None,
+            verify_count: int = 64, labels: list[str] | None = None, num_threads: int = 2,
+            thresholds: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """Convert with tf2onnx (variables frozen, one input, dynamic batch), verify, write."""
+    import tensorflow as tf
+    import tf2onnx
+
+    path = os.fspath(path)
+    if not path.endswith(".onnx"):
+        raise ValueError(f"ONNX path {path!r} must end in .onnx")
+    if not isinstance(opset, int) or not 13 <= opset <= 18:
+        raise ValueError(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
+    check_writable_dir(path)
+    model = float32_twin(model)
+    shape = input_size(model)
+    spec = [tf.TensorSpec((None, *shape), tf.float32, name="image")]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    if len(proto.graph.input) != 1:
+        raise RuntimeError(f"tf2onnx produced {len(proto.graph.input)} graph inputs; expected 1")
+    return _finish(proto.SerializeToString(), path, model, "none", verify_data, verify_count,
+                   labels, num_threads, thresholds, {"format": "onnx", "opset": opset})
+
+
+def to_saved_model(model: Any, path: str | os.PathLike) -> str:
+    """Export a SavedModel with a `serving_default` signature (float32 pixels → outputs)."""
+    import shutil
+
+    path = os.fspath(path)
+    parent = check_writable_dir(path)
+    staged = tempfile.mkdtemp(prefix=".staged-", dir=parent)
+    try:
+        float32_twin(model).export(staged, format="tf_saved_model", verbose=False)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staged, path)
+    finally:
+        if os.path.exists(staged):
+            shutil.rmtree(staged)
+    return path
+
+
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "VerificationError", "metadata",
+           "to_onnx", "to_saved_model", "to_tflite", "verify"]

@@ -67,6 +67,7 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> Any:
     import keras
 
     import keras_effnet.model  # noqa: F401  (registers EfficientNet)
+    import keras_effnet.train  # noqa: F401  (registers the learning-rate schedule)
 
     path = os.fspath(path)
     if not os.path.isfile(path):

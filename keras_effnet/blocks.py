@@ -36,8 +36,9 @@ def conv_bn(layers: Any, x: Any, config: ModelConfig, filters: int, kernel: int,
 
 
 def batch_norm(layers: Any, x: Any, config: ModelConfig, name: str) -> Any:
+    sync = {"synchronized": True} if config.bn_synchronized else {}
     return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon,
-                                     name=name)(x)
+                                     name=name, **sync)(x)
 
 
 def mbconv(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:

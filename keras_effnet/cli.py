@@ -24,6 +24,17 @@ flags.DEFINE_bool("skip_head", False, "with --weights: leave the classifier fres
 flags.DEFINE_string("out", None, "where to write the model (.keras) for build")
 flags.DEFINE_bool("per_layer", False, "profile: print the per-layer table too")
 flags.DEFINE_bool("summary", False, "build: print the Keras layer summary")
+flags.DEFINE_string("data", "synthetic", "data spec: synthetic | folder:PATH | tfrecord:GLOB")
+flags.DEFINE_integer("epochs", 20, "training epochs")
+flags.DEFINE_integer("batch_size", 64, "global batch size (split across replicas)")
+flags.DEFINE_enum("recipe", "short", ["short", "paper"], "training recipe (see README)")
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "auto", "float16", "bfloat16"],
+                  "mixed-precision policy")
+flags.DEFINE_float("learning_rate", None, "override the recipe's learning rate (per 256 images)")
+flags.DEFINE_integer("seed", 0, "random seed")
+flags.DEFINE_string("model", None, "a saved .keras model (eval, export)")
 
 
 def _configs():
@@ -114,7 +125,31 @@ def cmd_quickstart() -> None:
           f"{p.macs / 1e6:.1f} M MACs -> {path}")
 
 
-COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart}
+def cmd_train() -> None:
+    from keras_effnet.train import Recipe, train
+
+    overrides = {} if FLAGS.learning_rate is None else {"learning_rate": FLAGS.learning_rate}
+    summary = train(next(_configs()), data=FLAGS.data, epochs=FLAGS.epochs,
+                    batch_size=FLAGS.batch_size, recipe=Recipe.named(FLAGS.recipe, **overrides),
+                    strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
+                    resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed)
+    scores = summary["validation"]
+    print(f"validation: top-1 {scores['accuracy']:.4f}"
+          + (f", top-5 {scores['top5']:.4f}" if "top5" in scores else "")
+          + f" -> {FLAGS.out or 'runs/train'}/model.keras")
+
+
+def cmd_eval() -> None:
+    from keras_effnet.train import evaluate
+
+    if not FLAGS.model:
+        raise app.UsageError("effnet eval needs --model=PATH.keras")
+    scores = evaluate(FLAGS.model, FLAGS.data, FLAGS.batch_size)
+    print("  ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
+
+
+COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart,
+            "train": cmd_train, "eval": cmd_eval}
 
 
 def main(argv: list[str]) -> None:

@@ -152,6 +152,37 @@ class EfficientNet(keras.Model):
         """Stride, channels and source block of each output of a `features_only` backbone."""
         return feature_taps(self.effnet_config) if self.build_options.features_only else []
 
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        # Keras 3.15's TF trainer builds metrics from one batch reduced with strategy.reduce,
+        # which MultiWorkerMirroredStrategy rejects for an (x, y) tuple (keras-team/keras#20585).
+        # Shapes are all the build needs: take the first replica's local batch instead.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and data_batch is None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if hasattr(strategy, "experimental_local_results")
+                    and type(v).__name__ in ("PerReplica", "Mirrored") else v, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def train_step(self, data: Any) -> Any:
+        return self._logs_for_multi_worker(super().train_step(data))
+
+    def test_step(self, data: Any) -> Any:
+        return self._logs_for_multi_worker(super().test_step(data))
+
+    def _logs_for_multi_worker(self, logs: Any) -> Any:
+        # Under MultiWorkerMirroredStrategy Keras 3.15 averages each step's logs with
+        # strategy.reduce("MEAN", axis=0), which rejects scalars (tensorflow/tensorflow#72388):
+        # give every log value a length-1 axis for that reduction to remove.
+        strategy = getattr(self, "_distribute_strategy", None)
+        multi_worker = getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", None)
+        if multi_worker is None or not multi_worker():
+            return logs
+        return {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
+
     def get_config(self) -> dict[str, Any]:
         return {"config": self.effnet_config.to_dict(), "options": self.build_options.to_dict(),
                 "name": self.name, "trainable": self.trainable}

@@ -215,6 +215,7 @@ class ModelConfig:
     preprocessing: str
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
+    bn_synchronized: bool = False  # cross-replica batch statistics (the reference's TPU BN)
 
     @functools.cached_property
     def blocks(self) -> tuple[BlockConfig, ...]:

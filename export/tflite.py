@@ -1,0 +1,128 @@
+"""Keras model -> TFLite flatbuffer, restricted to TFLite builtin ops.
+
+The converter is `tf.lite.TFLiteConverter.from_concrete_functions` on a float32 rebuild of the
+model (mixed-precision graphs do not convert), with a fixed batch of 1 and the model's own
+input size. int8 is full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative
+images; its input/output can stay float32 or be uint8/int8 (a phone then feeds camera pixels).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+from keras_effnet.artifacts import atomic_path
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+IO_DTYPES = ("float32", "uint8", "int8")
+
+
+def float32_twin(model: Any) -> Any:
+    """The same model with a float32 policy (weights copied); the model itself if it is one."""
+    import keras
+
+    from keras_effnet.model import EfficientNet
+
+    if all(getattr(layer, "compute_dtype", "float32") == "float32" for layer in model.layers
+           if layer.name != "image"):
+        return model
+    if not isinstance(model, EfficientNet):
+        raise ValueError("a mixed-precision model converts only when it is a keras_effnet "
+                         "EfficientNet (rebuilt in float32 from its config)")
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        twin = EfficientNet(model.effnet_config, model.build_options, name=model.name)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def input_size(model: Any) -> tuple[int, int, int]:
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or None in shape:
+        raise ValueError(f"export needs a fixed input size; the model takes {shape}. Build it "
+                         "with input_shape=(H, W, 3)")
+    return shape  # type: ignore[return-value]
+
+
+def calibration_images(representative_data: Any, shape: tuple[int, int, int],
+                       steps: int) -> np.ndarray:
+    """Normalise representative data (array, tf.data.Dataset, or data spec) to float32 images.
+
+    Raises ValueError for empty data, a wrong image shape, or a non-numeric dtype.
+    """
+    if representative_data is None:
+        raise ValueError("quantize='int8' needs representative_data: a float array of images "
+                         f"{shape}, a tf.data.Dataset of them, or a data spec like 'synthetic'")
+    if isinstance(representative_data, str):
+        from keras_effnet.data import representative_images
+
+        return representative_images(representative_data, shape[0], steps)
+    if hasattr(representative_data, "take") and hasattr(representative_data, "element_spec"):
+        batches = []
+        for element in representative_data.take(steps).as_numpy_iterator():
+            batch = element[0] if isinstance(element, tuple) else element
+            batches.append(np.asarray(batch).reshape((-1, *np.shape(batch)[-3:])))
+        images = np.concatenate(batches) if batches else np.zeros((0, *shape))
+    else:
+        images = np.asarray(representative_data)
+    if images.dtype.kind not in "fiu":
+        raise ValueError(f"representative_data has dtype {images.dtype}; accepted: float or "
+                         "integer pixels in [0, 255]")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape):
+        raise ValueError(f"representative_data has shape {images.shape}; the model takes "
+                         f"images of {shape} (batch, height, width, channels)")
+    if len(images) == 0:
+        raise ValueError("representative_data is empty: give at least one image")
+    return images[:steps].astype("float32")
+
+
+def convert(model: Any, quantize: str = "none", representative_data: Any = None,
+            calibration_steps: int = 100, io_dtype: str = "float32") -> bytes:
+    """Return the TFLite flatbuffer for `model` (see module docstring)."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize={quantize!r}; accepted: {', '.join(QUANTIZE_MODES)}")
+    if io_dtype not in IO_DTYPES:
+        raise ValueError(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
+    if io_dtype != "float32" and quantize != "int8":
+        raise ValueError(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
+    model = float32_twin(model)
+    shape = input_size(model)
+    images = (calibration_images(representative_data, shape, calibration_steps)
+              if quantize == "int8" else None)
+
+    @tf.function(input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
+    def serve(image: Any) -> Any:
+        return model(image, training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        def representative() -> Iterable[list[np.ndarray]]:
+            for image in images:
+                yield [image[None]]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io_dtype != "float32":
+            converter.inference_input_type = getattr(tf, io_dtype)
+            converter.inference_output_type = getattr(tf, io_dtype)
+    return converter.convert()
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)

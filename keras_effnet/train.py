@@ -1,0 +1,401 @@
+"""Train with plain `model.fit`: the paper's recipe or short-run defaults, any tf.distribute
+strategy, mixed precision, and crash-safe resume.
+
+`train()` builds the model inside the strategy's scope, compiles it with the recipe, and runs
+`fit` with BackupAndRestore (a killed run restarted with the same command resumes from its last
+finished epoch), a best-by-validation-accuracy checkpoint, TensorBoard logs and a CSV history.
+The final `.keras` model (EMA weights when the recipe uses EMA) and a JSON summary are written
+atomically into `out`.
+
+Example:
+    >>> from keras_effnet.train import train
+    >>> summary = train("lite0", data="synthetic", epochs=20, batch_size=64, resolution=64,
+    ...                 out="runs/lite0")
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from keras_effnet.artifacts import save_model, write_json
+from keras_effnet.data import Augment, load
+from keras_effnet.model import build
+from keras_effnet.scaling import ModelConfig, scale
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation and regularisation settings; every field can be overridden.
+
+    `Recipe.paper()` is the reference ImageNet recipe (REFERENCE.md); `Recipe.short()` the
+    defaults for small data and few epochs (BUILD_NOTES.md explains each change).
+    `learning_rate` is per 256 images and scaled linearly by the global batch.
+    """
+
+    name: str = "custom"
+    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
+    learning_rate: float = 0.016
+    warmup_epochs: float = 5.0
+    schedule: str = "exponential"  # exponential (×decay_rate every decay_epochs) | cosine
+    decay_rate: float = 0.97
+    decay_epochs: float = 2.4
+    # Not on batch norm. RMSProp/SGD: L2 in the loss, weight_decay·Σw²/2 (the reference);
+    # Adam: decoupled (AdamW), since an L2 gradient is rescaled away by Adam's normaliser.
+    weight_decay: float = 1e-5
+    label_smoothing: float = 0.1
+    ema_decay: float | None = 0.9999
+    bn_momentum: float = 0.99
+    dropout_rate: float | None = None  # None: the model's own (0.2 for B0 … 0.5 for B7)
+    drop_connect_rate: float = 0.2
+    crop_area_min: float = 0.08
+    randaugment: tuple[int, int] | None = None
+    zero_init: bool = False  # residual branches' last BN γ and the classifier start at zero
+    rmsprop_rho: float = 0.9
+    momentum: float = 0.9
+    epsilon: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("rmsprop", "adam", "sgd"):
+            raise ValueError(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
+        if self.schedule not in ("exponential", "cosine"):
+            raise ValueError(f"schedule={self.schedule!r}; accepted: exponential, cosine")
+        if not self.learning_rate > 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ValueError(f"learning_rate={self.learning_rate}, warmup_epochs="
+                             f"{self.warmup_epochs}, weight_decay={self.weight_decay}: "
+                             "need learning_rate > 0 and the others >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
+        if isinstance(self.randaugment, list):
+            object.__setattr__(self, "randaugment", tuple(self.randaugment))
+        Augment(self.crop_area_min, self.randaugment)  # validates those two
+
+    @classmethod
+    def paper(cls) -> "Recipe":
+        return cls(name="paper")
+
+    @classmethod
+    def short(cls) -> "Recipe":
+        return cls(name="short", optimizer="adam", learning_rate=0.024, warmup_epochs=1.0,
+                   schedule="cosine", weight_decay=0.0, label_smoothing=0.1, ema_decay=None,
+                   bn_momentum=0.9, dropout_rate=0.1, drop_connect_rate=0.0,
+                   crop_area_min=0.6, zero_init=True)
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> "Recipe":
+        if name not in ("paper", "short"):
+            raise ValueError(f"recipe={name!r}; accepted: 'paper' or 'short'")
+        return dataclasses.replace(getattr(cls, name)(), **overrides)
+
+
+@keras.saving.register_keras_serializable(package="keras_effnet")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak`, then staircase exponential decay (the reference) or cosine."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int, kind: str,
+                 decay_rate: float = 0.97, decay_steps: int = 1) -> None:
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+        self.kind, self.decay_rate, self.decay_steps = kind, decay_rate, max(1, decay_steps)
+
+    def __call__(self, step: Any) -> Any:
+        step = tf.cast(step, tf.float32)
+        warmup = float(max(1, self.warmup_steps))
+        warm = self.peak * (step + 1) / warmup
+        if self.kind == "exponential":
+            decayed = self.peak * self.decay_rate ** tf.floor(step / self.decay_steps)
+        else:
+            span = float(max(1, self.total_steps - self.warmup_steps))
+            progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
+            decayed = self.peak * 0.5 * (1 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps, "kind": self.kind,
+                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps}
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """'auto': MirroredStrategy when more than one GPU is visible, else the default strategy;
+    'mirrored': all local GPUs (all logical CPUs when there is none); 'multi_worker': reads
+    TF_CONFIG; 'tpu': the TPU cluster the resolver finds."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy={name!r}; accepted: {', '.join(STRATEGIES)}")
+    if name == "multi_worker":  # first: collectives must be set up before the runtime starts
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy='multi_worker' needs the TF_CONFIG environment variable "
+                             "(cluster and task); see the README's distributed-training section")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as err:
+        raise ValueError(f"strategy='tpu' found no TPU: {err}") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def precision_policy(mixed_precision: str) -> str:
+    """'auto' is float16 on GPUs, bfloat16 on TPUs and none (float32) on CPUs."""
+    if mixed_precision == "auto":
+        if tf.config.list_logical_devices("TPU"):
+            return PRECISIONS["bfloat16"]
+        return PRECISIONS["float16" if tf.config.list_logical_devices("GPU") else "none"]
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision={mixed_precision!r}; accepted: auto, "
+                         f"{', '.join(PRECISIONS)}")
+    return PRECISIONS[mixed_precision]
+
+
+def apply_weight_decay(model: keras.Model, weight_decay: float) -> None:
+    """L2 penalty weight_decay·Σw²/2 on every trainable weight except batch norm's."""
+    if weight_decay <= 0:
+        return
+    penalty = keras.regularizers.L2(weight_decay / 2)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        for variable in layer.trainable_weights:
+            variable.regularizer = penalty
+
+
+def zero_init(model: keras.Model, config: ModelConfig) -> None:
+    """Start every residual block as the identity and the classifier at zero output.
+
+    Each skip block's last batch norm gets γ = 0 and the classifier kernel 0: the paper's
+    classifier initialiser (fan-out variance) gives logits of std ≈ 4 for a 10-class head,
+    a saturated softmax at step 0. Initial values only; the architecture is unchanged.
+    """
+    for block in config.blocks:
+        if block.has_skip:
+            bn = model.get_layer(block.name + "_project_bn")
+            bn.gamma.assign(keras.ops.zeros_like(bn.gamma))
+    if any(layer.name == "predictions" for layer in model.layers):
+        kernel = model.get_layer("predictions").kernel
+        kernel.assign(keras.ops.zeros_like(kernel))
+
+
+def make_optimizer(recipe: Recipe, global_batch: int, steps_per_epoch: int, epochs: int,
+                   model: keras.Model) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer and schedule; sets up its weight decay on `model`."""
+    peak = recipe.learning_rate * global_batch / 256
+    schedule = WarmupSchedule(peak, int(recipe.warmup_epochs * steps_per_epoch),
+                              epochs * steps_per_epoch, recipe.schedule, recipe.decay_rate,
+                              int(recipe.decay_epochs * steps_per_epoch))
+    ema = {"use_ema": recipe.ema_decay is not None, "ema_momentum": recipe.ema_decay or 0.99}
+    if recipe.optimizer == "adam":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, **ema)
+        optimizer.exclude_from_weight_decay(var_list=[
+            v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+            for v in layer.trainable_weights])
+        return optimizer
+    apply_weight_decay(model, recipe.weight_decay)
+    if recipe.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(schedule, rho=recipe.rmsprop_rho,
+                                        momentum=recipe.momentum, epsilon=recipe.epsilon, **ema)
+    return keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True, **ema)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """CSV history that continues across restarts: rows of epochs a resumed run redoes are
+    dropped first, so the file always reads 0, 1, 2, … once each."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path, self._started = path, False
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        if not self._started:
+            self._started = True
+            rows = [r for r in read_history(self.path) if int(r["epoch"]) < epoch]
+            self._write(rows)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        lr = self.model.optimizer.learning_rate
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
+               "lr": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
+        self._write(read_history(self.path) + [row])
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        keys = sorted({k for r in rows for k in r} - {"epoch"})
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, ["epoch", *keys])
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+def read_history(path: str) -> list[dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items() if v != ""}
+                for r in csv.DictReader(f)]
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keep the model with the best validation accuracy, written atomically."""
+
+    def __init__(self, path: str, monitor: str = "val_accuracy") -> None:
+        super().__init__()
+        self.path, self.monitor, self.best = path, monitor, -math.inf
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best = float(value)
+            save_model(self.model, self.path)
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return (resolver.task_type == "chief"
+            or (resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster))
+
+
+def _prepare_out(out: str) -> None:
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create output folder {out!r}: {err}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder is not writable: {out!r}")
+
+
+def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs: int = 20,
+          batch_size: int = 64, recipe: Recipe | str = "short", strategy: str = "auto",
+          mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
+          seed: int = 0, verbose: str | int = "auto") -> dict[str, Any]:
+    """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
+
+    `batch_size` is the global batch, split evenly across replicas. Re-running the same call
+    after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1")
+    recipe = Recipe.named(recipe) if isinstance(recipe, str) else recipe
+    config = scale(model) if isinstance(model, str) else model
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
+    config = dataclasses.replace(
+        config, bn_momentum=recipe.bn_momentum, drop_connect_rate=recipe.drop_connect_rate,
+        dropout=config.dropout if recipe.dropout_rate is None else recipe.dropout_rate)
+    resolution = resolution or config.resolution
+    dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
+    policy = precision_policy(mixed_precision)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"global batch_size={batch_size} cannot be split evenly across "
+                         f"{replicas} replicas; use a multiple of {replicas}")
+    # Batch statistics over the global batch, as the reference's cross-replica TPU batch norm.
+    config = dataclasses.replace(config, bn_synchronized=replicas > 1)
+    chief = _is_chief(dist)
+    _prepare_out(out)
+    # Non-chief workers write their copies where nobody reads them (collectives need them all).
+    write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
+    keras.utils.set_random_seed(seed)
+    dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
+                   augment=Augment(recipe.crop_area_min, recipe.randaugment))
+    steps = dataset.train_size // batch_size if dataset.train_size > 0 else None
+    if steps is None:
+        steps = sum(1 for _ in dataset.train)
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with dist.scope():
+            net = build(config, num_classes=dataset.num_classes,
+                        input_shape=(resolution, resolution, 3))
+            if recipe.zero_init:
+                zero_init(net, config)
+            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+            if dataset.num_classes > 5:
+                metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+            net.compile(optimizer=make_optimizer(recipe, batch_size, steps, epochs, net),
+                        loss=keras.losses.CategoricalCrossentropy(
+                            label_smoothing=recipe.label_smoothing),
+                        metrics=metrics)
+        backup = os.path.join(out, "backup") if chief else os.path.join(
+            out, "backup", f"{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
+        callbacks = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+                     HistoryCSV(os.path.join(write_dir, "history.csv"))]
+        if recipe.ema_decay is not None:
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks += [BestCheckpoint(os.path.join(write_dir, "best.keras")),
+                      keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
+        started = time.time()
+        net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
+                callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+        fit_seconds = time.time() - started
+        # fit() has copied the EMA weights into the model when the recipe uses EMA.
+        scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
+        save_model(net, os.path.join(write_dir, "model.keras"))
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    summary = {
+        "model": net.name, "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
+        "data": dataset.describe(), "epochs": epochs, "global_batch_size": batch_size,
+        "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})", "mixed_precision": policy,
+        "seed": seed, "validation": {k: float(v) for k, v in scores.items()},
+        "fit_seconds_this_run": round(fit_seconds, 2),
+        "history": read_history(os.path.join(write_dir, "history.csv")),
+        "artifacts": {"model": "model.keras", "best": "best.keras", "history": "history.csv",
+                      "tensorboard": "logs"},
+    }
+    write_json(summary, os.path.join(write_dir, "summary.json"))
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    return summary
+
+
+def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64) -> dict[str, float]:
+    """Top-1 / top-5 of a saved model on a data spec's validation split."""
+    from keras_effnet.artifacts import load_model
+
+    net = load_model(model_path, compile=False)
+    resolution = net.input_shape[1]
+    if resolution is None:
+        raise ValueError(f"{model_path!r} takes any input size; evaluate needs a fixed one")
+    dataset = load(data, resolution=resolution, batch_size=batch_size)
+    classes = net.output_shape[-1]
+    if classes != dataset.num_classes:
+        raise ValueError(f"{model_path!r} has {classes} classes but data {data!r} has "
+                         f"{dataset.num_classes}")
+    metrics = [keras.metrics.CategoricalAccuracy(name="top1")]
+    if classes > 5:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+    net.compile(loss="categorical_crossentropy", metrics=metrics)
+    scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in scores.items() if k != "loss"}
+
+
+__all__ = ["Recipe", "WarmupSchedule", "apply_weight_decay", "evaluate", "make_strategy",
+           "precision_policy", "train"]

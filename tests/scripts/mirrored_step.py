@@ -1,0 +1,50 @@
+"""One training step under MirroredStrategy on two logical CPUs vs the default strategy.
+
+Run as a subprocess (logical devices must be configured before TensorFlow starts). Prints a
+JSON line with the largest weight difference and the outcome of an unsplittable batch.
+"""
+
+import dataclasses
+import json
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_effnet  # noqa: E402
+from keras_effnet.train import make_strategy, train  # noqa: E402
+
+config = dataclasses.replace(keras_effnet.scale("lite0"), drop_connect_rate=0.0, dropout=0.0)
+rng = np.random.default_rng(0)
+x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+y = keras.utils.to_categorical(rng.integers(0, 4, 8), 4)
+initial = keras_effnet.build(config, num_classes=4, input_shape=(32, 32, 3)).get_weights()
+
+
+def one_step(strategy, synchronized):
+    with strategy.scope():
+        model = keras_effnet.build(dataclasses.replace(config, bn_synchronized=synchronized),
+                                   num_classes=4, input_shape=(32, 32, 3))
+        model.set_weights(initial)
+        model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+mirrored = make_strategy("mirrored")
+single = one_step(tf.distribute.get_strategy(), False)
+multi = one_step(mirrored, True)
+moved = max(float(np.max(np.abs(a - b))) for a, b in zip(single, initial))
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single, multi))
+try:
+    train("lite0", data="synthetic?train=12&validation=4", epochs=1, batch_size=3,
+          strategy="mirrored", resolution=32, out="/tmp/unused-effnet-run")
+    unsplittable = "no error"
+except ValueError as err:
+    unsplittable = str(err)
+print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "moved": moved, "diff": diff,
+                  "unsplittable": unsplittable}))

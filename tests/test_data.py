@@ -1,0 +1,147 @@
+"""Input pipelines on real files written by the tests: PNG, JPEG, a corrupt file, TFRecords."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_effnet.data import (SHAPES, Augment, eval_crop, load, parse_spec, synthetic,
+                               train_crop, write_image_folder)
+
+
+def test_synthetic_is_deterministic_balanced_and_split():
+    a, ya = synthetic(40, 32, seed=3)
+    b, yb = synthetic(40, 32, seed=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ya, yb)
+    c, _ = synthetic(40, 32, seed=3, split="validation")
+    assert not np.array_equal(a, c)
+    assert np.bincount(ya, minlength=10).tolist() == [4] * 10
+    assert a.dtype == np.uint8 and a.shape == (40, 32, 32, 3)
+    big, _ = synthetic(2, 200, num_classes=4)
+    assert big.shape == (2, 200, 200, 3) and big.std() > 20
+
+
+def test_synthetic_classes_differ_in_shape_not_colour():
+    images, labels = synthetic(400, 32, seed=0)
+    means = np.array([images[labels == k].mean(axis=(0, 1, 2)) for k in range(10)])
+    # colour carries no label: per-class mean colours are all close to the global mean
+    assert np.abs(means - images.mean(axis=(0, 1, 2))).max() < 25
+
+
+def _write_folder(root, fmt="png", per_class=6, classes=3, resolution=40):
+    images, labels = synthetic(per_class * classes, resolution, num_classes=classes, seed=1)
+    write_image_folder(str(root), images, labels, image_format=fmt)
+    return images, labels
+
+
+def test_folder_with_png_jpeg_and_a_corrupt_file(tmp_path):
+    _write_folder(tmp_path, "png")
+    images, labels = synthetic(6, 40, num_classes=3, seed=2)
+    write_image_folder(str(tmp_path), images, labels, image_format="jpg")
+    (tmp_path / "disk" / "broken.jpg").write_bytes(b"this is not an image")
+    (tmp_path / "disk" / "notes.txt").write_text("ignored: not an image suffix")
+    data = load(f"folder:{tmp_path}", resolution=32, batch_size=4)
+    assert data.class_names == ["disk", "ring", "square"] and data.num_classes == 3
+    assert data.skipped == [str(tmp_path / "disk" / "broken.jpg")]
+    assert data.train_size + data.validation_size == 24
+    x, y = next(iter(data.train))
+    assert x.shape == (4, 32, 32, 3) and x.dtype == tf.float32 and y.shape == (4, 3)
+    assert 0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 255
+    seen = sum(int(b[0].shape[0]) for b in data.validation)
+    assert seen == data.validation_size
+
+
+def test_folder_with_train_and_validation_subfolders(tmp_path):
+    _write_folder(tmp_path / "train")
+    _write_folder(tmp_path / "validation", per_class=2)
+    data = load(f"folder:{tmp_path}", resolution=32, batch_size=2)
+    assert (data.train_size, data.validation_size) == (18, 6)
+
+
+def _write_tfrecords(path, images, labels, offset, shards=2):
+    files = []
+    for shard in range(shards):
+        name = str(path / f"train-{shard:05d}-of-{shards:05d}")
+        with tf.io.TFRecordWriter(name) as writer:
+            for image, label in list(zip(images, labels))[shard::shards]:
+                feature = {
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[tf.io.encode_jpeg(image).numpy()])),
+                    "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                        value=[int(label) + offset]))}
+                writer.write(tf.train.Example(features=tf.train.Features(
+                    feature=feature)).SerializeToString())
+        files.append(name)
+    return files
+
+
+def test_tfrecords_in_imagenet_format(tmp_path):
+    images, labels = synthetic(20, 40, num_classes=4, seed=5)
+    _write_tfrecords(tmp_path, images, labels, offset=1)
+    data = load(f"tfrecord:{tmp_path}/train-*?label_offset=1", resolution=32, batch_size=4)
+    assert data.num_classes == 4 and (data.train_size, data.validation_size) == (16, 4)
+    got = np.concatenate([np.argmax(y, axis=1) for _, y in data.validation.as_numpy_iterator()])
+    assert sorted(got.tolist()) == sorted(
+        [int(lab) for lab in list(labels[0::2]) + list(labels[1::2])][0::5])
+
+
+def test_tfrecord_folder_with_validation_shards(tmp_path):
+    images, labels = synthetic(12, 40, num_classes=3, seed=6)
+    _write_tfrecords(tmp_path, images, labels, offset=0, shards=1)
+    (tmp_path / "train-00000-of-00001").rename(tmp_path / "validation-00000-of-00001")
+    _write_tfrecords(tmp_path, images, labels, offset=0, shards=1)
+    data = load(f"tfrecord:{tmp_path}", resolution=32, batch_size=4)
+    assert (data.train_size, data.validation_size) == (12, 12)
+
+
+def test_crops_keep_pixel_range_and_size():
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (50, 70, 3)), tf.uint8)
+    assert train_crop(image, 32, (0.25, 1.0)).shape == (32, 32, 3)
+    out = eval_crop(image, 48)
+    assert out.shape == (48, 48, 3) and 0 <= float(tf.reduce_min(out)) and float(
+        tf.reduce_max(out)) <= 255
+
+
+def test_randaugment_pipeline():
+    data = load("synthetic?train=16&validation=8", resolution=32, batch_size=8,
+                augment=Augment(randaugment=(2, 10)))
+    x, _ = next(iter(data.train))
+    assert x.shape == (8, 32, 32, 3)
+
+
+@pytest.mark.parametrize("spec,error,match", [
+    ("imagenet", ValueError, r"unknown data spec 'imagenet'"),
+    ("folder:", ValueError, r"names no path"),
+    ("synthetic?size=3", ValueError, r"unknown option\(s\) \['size'\]"),
+    ("synthetic?train=x", ValueError, r"train='x' is not an integer"),
+    ("folder:/nonexistent/images", FileNotFoundError, r"image folder not found"),
+    ("tfrecord:/nonexistent/*.tfrecord", FileNotFoundError, r"no TFRecord files match"),
+])
+def test_bad_specs(spec, error, match):
+    with pytest.raises(error, match=match):
+        load(spec, resolution=32, batch_size=4)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"has no class sub-folders"):
+        load(f"folder:{tmp_path}", resolution=32, batch_size=4)
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "bad.png").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"no readable images for the train split .*1 skipped"):
+        load(f"folder:{tmp_path}", resolution=32, batch_size=4)
+
+
+def test_class_count_must_match(tmp_path):
+    _write_folder(tmp_path)
+    with pytest.raises(ValueError, match=r"has 3 classes but num_classes=10"):
+        load(f"folder:{tmp_path}", resolution=32, batch_size=4, num_classes=10)
+
+
+def test_batch_larger_than_data():
+    with pytest.raises(ValueError, match=r"fewer than one batch of 64"):
+        load("synthetic?train=10&validation=4", resolution=32, batch_size=64)
+
+
+def test_spec_round_trip():
+    spec = parse_spec("synthetic?train=100&seed=2")
+    assert parse_spec(str(spec)) == spec and len(SHAPES) == 10

@@ -20,8 +20,9 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "training seeds")
 flags.DEFINE_list("variants", ["lite0"], "models to train with the short recipe")
 flags.DEFINE_integer("images", 2000, "folder size (train + held-out 20 %)")
 flags.DEFINE_integer("resolution", 64, "image and model resolution")
-flags.DEFINE_integer("epochs", 25, "epochs for every model")
-flags.DEFINE_bool("baselines", True, "also train the linear, CNN and keras.applications baselines")
+flags.DEFINE_integer("epochs", 20, "epochs for every model (20: `effnet train`'s default)")
+flags.DEFINE_list("baselines", ["linear", "cnn3", "keras.applications B0"],
+                  "baselines trained on the same folder and epochs (empty: none)")
 flags.DEFINE_string("workdir", "/tmp/effnet-short-run", "where the folder and runs go")
 flags.DEFINE_string("results", "benchmarks/results", "where the tables go")
 
@@ -74,7 +75,7 @@ def main(_):
             print(rows[-1])
     if FLAGS.baselines:
         data = load(f"folder:{folder}", resolution=FLAGS.resolution, batch_size=64)
-        for kind in ("linear", "cnn3", "keras.applications B0"):
+        for kind in FLAGS.baselines:
             rows.append({**baseline(kind, data, FLAGS.epochs), "seed": 0})
             print(rows[-1])
     os.makedirs(FLAGS.results, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_effnet.artifacts import check_writable_dir, write_json
 from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
-                                        float32_twin, input_size, write_bytes)
+                                        float32_twin, input_size)
 from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
 
 

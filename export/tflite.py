@@ -1,19 +1,17 @@
 """Keras model -> TFLite flatbuffer, restricted to TFLite builtin ops.
 
-The converter is `tf.lite.TFLiteConverter.from_concrete_functions` on a float32 rebuild of the
-model (mixed-precision graphs do not convert), with a fixed batch of 1 and the model's own
-input size. int8 is full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative
+The converter is `tf.lite.TFLiteConverter.from_saved_model` on a SavedModel exported from a
+float32 rebuild of the model (mixed-precision graphs do not convert; a concrete function of a
+Keras 3 model keeps its variables as resources, which the converter does not freeze). int8 is full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative
 images; its input/output can stay float32 or be uint8/int8 (a phone then feeds camera pixels).
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 from typing import Any, Iterable
 
 import numpy as np
-
-from keras_effnet.artifacts import atomic_path
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
@@ -99,12 +97,15 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
     images = (calibration_images(representative_data, shape, calibration_steps)
               if quantize == "int8" else None)
 
-    @tf.function(input_signature=[tf.TensorSpec((1, *shape), tf.float32, name="image")])
-    def serve(image: Any) -> Any:
-        return model(image, training=False)
+    with tempfile.TemporaryDirectory(prefix="effnet-savedmodel-") as saved:
+        model.export(saved, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        return _configure(converter, quantize, images, io_dtype).convert()
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], model)
+
+def _configure(converter: Any, quantize: str, images: np.ndarray | None, io_dtype: str) -> Any:
+    import tensorflow as tf
+
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -120,9 +121,4 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
         if io_dtype != "float32":
             converter.inference_input_type = getattr(tf, io_dtype)
             converter.inference_output_type = getattr(tf, io_dtype)
-    return converter.convert()
-
-
-def write_bytes(data: bytes, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+    return converter

@@ -35,6 +35,13 @@ flags.DEFINE_enum("mixed_precision", "none", ["none", "auto", "float16", "bfloat
 flags.DEFINE_float("learning_rate", None, "override the recipe's learning rate (per 256 images)")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_string("model", None, "a saved .keras model (eval, export)")
+flags.DEFINE_enum("format", "tflite", ["tflite", "onnx", "saved_model"], "export format")
+flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "TFLite mode")
+flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8", "int8"], "int8 TFLite input/output")
+flags.DEFINE_string("calibration", "synthetic", "data spec for int8 calibration")
+flags.DEFINE_string("verify_data", None, "data spec to verify on (default: --calibration for "
+                    "int8, --data otherwise)")
+flags.DEFINE_integer("opset", 17, "ONNX opset")
 
 
 def _configs():
@@ -108,21 +115,52 @@ def cmd_build() -> None:
 
 
 def cmd_quickstart() -> None:
-    """The main job (README's first command): reproduce Table 2's sizes, build, save."""
+    """The main job (README's first command): build, train, export int8 TFLite and ONNX,
+    verify them in their runtimes, report. Defaults: lite0 at 64 px on the synthetic set."""
     import os
 
     import keras_effnet
-    from keras_effnet.artifacts import save_model
+    from keras_effnet import export
+    from keras_effnet.train import Recipe, train
 
     out = FLAGS.out or os.path.join("runs", "quickstart")
-    os.makedirs(out, exist_ok=True)
-    print(profile_table(keras_effnet.scale(v) for v in keras_effnet.VARIANTS))
-    model = keras_effnet.build("lite0", num_classes=FLAGS.num_classes, base_resolution=64)
-    path = os.path.join(out, "model.keras")
-    save_model(model, path)
-    p = keras_effnet.profile(model)
-    print(f"built {model.name} at {p.resolution[0]} px: {p.trainable_params:,} parameters, "
-          f"{p.macs / 1e6:.1f} M MACs -> {path}")
+    data = FLAGS.data
+    config = (next(_configs()) if (FLAGS.variant or FLAGS.phi)
+              else keras_effnet.scale("lite0", base_resolution=FLAGS.base_resolution or 64))
+    resolution = FLAGS.resolution or config.resolution
+    print(f"[quickstart] 1/4 build {config.name} at {resolution} px")
+    print(config.summary())
+    print(f"[quickstart] 2/4 train on {data} for {FLAGS.epochs} epochs -> {out}")
+    summary = train(config, data=data, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+                    recipe=Recipe.named(FLAGS.recipe), strategy=FLAGS.strategy,
+                    mixed_precision=FLAGS.mixed_precision, resolution=resolution, out=out,
+                    seed=FLAGS.seed)
+    model = keras_effnet.load_model(os.path.join(out, "model.keras"), compile=False)
+    labels = summary["data"]["class_names"]
+    print("[quickstart] 3/4 export float32 and int8 TFLite and ONNX, verify in their runtimes")
+    common = {"verify_data": data, "verify_count": 256, "labels": labels}
+    jobs = [(export.to_tflite, "model_float32.tflite", {}),
+            (export.to_tflite, "model_int8.tflite", {"quantize": "int8",
+                                                     "representative_data": data}),
+            (export.to_onnx, "model.onnx", {})]
+    reports = []
+    for convert, name, kwargs in jobs:
+        try:
+            reports.append(convert(model, os.path.join(out, name), **kwargs, **common))
+        except export.VerificationError as failed:  # reported in the table, not written
+            reports.append({**failed.report, "artifact": name})
+    print("[quickstart] 4/4 report")
+    scores = summary["validation"]
+    print(f"validation top-1 (Keras, {summary['data']['validation_size']} images): "
+          f"{scores['accuracy']:.4f}" + (f", top-5 {scores['top5']:.4f}" if "top5" in scores
+                                         else ""))
+    print(report_table(reports))
+    print(f"artifacts in {out}: model.keras, model_float32.tflite, model_int8.tflite, "
+          "model.onnx (each with a .json report), summary.json, history.csv, logs/")
+    failed = [r["artifact"] for r in reports if not r["passed"]]
+    if failed:
+        raise RuntimeError(f"verification failed for {', '.join(failed)} (see the table); "
+                           "those artifacts were not written")
 
 
 def cmd_train() -> None:
@@ -148,8 +186,58 @@ def cmd_eval() -> None:
     print("  ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
 
 
+def _stage(text: str) -> None:
+    print(f"[effnet export] {text}", flush=True)
+
+
+def report_table(reports: list[dict]) -> str:
+    """The verification table printed by export and quickstart."""
+    rows = [f"{'artifact':<28} {'size (MB)':>9} {'max |Δ|':>9} {'top-1 agree':>11} "
+            f"{'acc keras':>9} {'acc art.':>9} {'ms (1 img)':>10}  ok"]
+    for r in reports:
+        acc_k = f"{r['keras_accuracy']:.4f}" if "keras_accuracy" in r else "—"
+        acc_a = f"{r['artifact_accuracy']:.4f}" if "artifact_accuracy" in r else "—"
+        rows.append(f"{r['artifact']:<28} {r['size_bytes'] / 1e6:>9.2f} {r['max_abs_diff']:>9.2e} "
+                    f"{r['top1_agreement']:>11.4f} {acc_k:>9} {acc_a:>9} "
+                    f"{r['median_latency_ms']:>10.2f}  {'yes' if r['passed'] else 'NO'}")
+    return "\n".join(rows)
+
+
+def cmd_export() -> None:
+    import os
+
+    from keras_effnet.artifacts import load_model
+
+    if not FLAGS.model:
+        raise app.UsageError("effnet export needs --model=PATH.keras")
+    out = FLAGS.out or os.path.splitext(FLAGS.model)[0] + {
+        "tflite": f"_{FLAGS.quantize}.tflite", "onnx": ".onnx", "saved_model": "_saved_model"
+    }[FLAGS.format]
+    _stage(f"loading {FLAGS.model}")
+    model = load_model(FLAGS.model, compile=False)
+    from keras_effnet import export
+
+    verify_data = FLAGS.verify_data or (FLAGS.calibration if FLAGS.quantize == "int8"
+                                        else FLAGS.data)
+    if FLAGS.format == "saved_model":
+        _stage(f"writing SavedModel {out}")
+        export.to_saved_model(model, out)
+        _stage("done")
+        return
+    _stage(f"converting to {FLAGS.format}"
+           + (f" ({FLAGS.quantize})" if FLAGS.format == "tflite" else f" (opset {FLAGS.opset})")
+           + f", then verifying on {verify_data}")
+    if FLAGS.format == "tflite":
+        report = export.to_tflite(model, out, FLAGS.quantize, representative_data=FLAGS.calibration,
+                                  io_dtype=FLAGS.io_dtype, verify_data=verify_data)
+    else:
+        report = export.to_onnx(model, out, FLAGS.opset, verify_data=verify_data)
+    print(report_table([report]))
+    _stage(f"wrote {out} and {out}.json")
+
+
 COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart,
-            "train": cmd_train, "eval": cmd_eval}
+            "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
 
 
 def main(argv: list[str]) -> None:
@@ -158,7 +246,7 @@ def main(argv: list[str]) -> None:
                              f"got {' '.join(argv[1:]) or 'no command'}")
     try:
         COMMANDS[argv[1]]()
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, RuntimeError) as err:
         print(f"effnet {argv[1]}: error: {err}", file=sys.stderr)
         sys.exit(2)
 

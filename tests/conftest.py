@@ -16,3 +16,23 @@ def pixels():
         rng = np.random.default_rng(seed)
         return rng.uniform(0, 255, (batch, height, width or height, 3)).astype("float32")
     return make
+
+
+SHORT_DATA = "synthetic?train=960&validation=240"
+_TRAINED = {}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """Train a variant once per session (short recipe, synthetic set, 48 px, 12 epochs);
+    returns (summary, output folder). Shared by the training and export tests."""
+    def get(variant):
+        if variant not in _TRAINED:
+            from keras_effnet.train import train
+
+            out = tmp_path_factory.mktemp(f"trained-{variant}")
+            summary = train(variant, data=SHORT_DATA, epochs=12, batch_size=32, resolution=48,
+                            out=str(out), verbose=0)
+            _TRAINED[variant] = (summary, out)
+        return _TRAINED[variant]
+    return get

@@ -13,7 +13,7 @@ def _trainable(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-@pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))
+@pytest.mark.parametrize("variant", ["b0", "b2", "b5", "b7", "lite0", "lite3", "lite4"])
 def test_built_graph_parameter_counts(variant):
     keras.backend.clear_session()
     model = keras_effnet.build(variant)
@@ -119,15 +119,6 @@ def test_mixed_precision_outputs_float32(pixels):
         np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-3)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def test_fit_runs_and_learns_a_batch(pixels):
-    model = keras_effnet.build("lite0", num_classes=2, input_shape=(32, 32, 3), dropout_rate=0.0,
-                               drop_connect_rate=0.0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    x, y = pixels(8, 32), np.array([0, 1] * 4)
-    history = model.fit(x, y, epochs=10, batch_size=8, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0] * 0.5
 
 
 def test_custom_classifier_activation(pixels):

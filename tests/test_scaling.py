@@ -1,13 +1,12 @@
 """Compound scaling resolves to the published architectures (pure Python, no TensorFlow)."""
 
-import math
 import subprocess
 import sys
 
 import pytest
 
 import keras_effnet
-from keras_effnet import VARIANTS, profile, scale
+from keras_effnet import profile, scale
 from keras_effnet.scaling import StageSpec, round_filters
 
 # Trainable parameters, 1000 classes: REFERENCE.md (keras.applications / the Lite unit test).

@@ -1,0 +1,131 @@
+"""The export layer: artifacts run in the real LiteRT interpreter and onnxruntime."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import keras_effnet
+from keras_effnet.export import VerificationError, to_onnx, to_saved_model, to_tflite
+from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
+
+
+@pytest.fixture(scope="module")
+def small_models():
+    return {v: keras_effnet.build(v, num_classes=10, input_shape=(48, 48, 3)) for v in
+            ("b0", "lite0")}
+
+
+@pytest.mark.parametrize("variant", ["b0", "lite0"])
+def test_float_tflite_and_onnx_match_keras(variant, small_models, tmp_path, pixels):
+    model = small_models[variant]
+    images = pixels(6, 48, seed=3)
+    expected = model.predict(images, verbose=0)
+    report = to_tflite(model, tmp_path / "m.tflite", verify_data=images)
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    np.testing.assert_allclose(TFLiteRunner(str(tmp_path / "m.tflite"))(images), expected,
+                               atol=1e-4)
+    report = to_onnx(model, tmp_path / "m.onnx", verify_data=images)
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert len(graph.input) == 1
+    runner = ONNXRunner(str(tmp_path / "m.onnx"))
+    for batch in (1, 4):
+        np.testing.assert_allclose(runner(images[:batch]), expected[:batch], atol=1e-4)
+    saved = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert saved["metadata"]["input_shape"] == [48, 48, 3] and saved["format"] == "onnx"
+
+
+def test_int8_ptq_is_small_and_runs(small_models, tmp_path, pixels):
+    images = pixels(16, 48, seed=4)
+    float_report = to_tflite(small_models["lite0"], tmp_path / "f32.tflite", verify_data=images)
+    report = to_tflite(small_models["lite0"], tmp_path / "int8.tflite", quantize="int8",
+                       representative_data=images, verify_data=images,
+                       thresholds={"min_agreement": 0.0})
+    assert report["size_bytes"] <= 0.3 * float_report["size_bytes"]
+    runner = TFLiteRunner(str(tmp_path / "int8.tflite"))
+    assert runner.input_dtype == "float32"
+    ops = {d["op_name"] for d in runner.interpreter._get_ops_details()}
+    assert "QUANTIZE" in ops and "CONV_2D" in ops and not any("FLEX" in op for op in ops)
+
+
+def test_uint8_io(small_models, tmp_path, pixels):
+    images = pixels(16, 48, seed=4)
+    to_tflite(small_models["lite0"], tmp_path / "u8.tflite", quantize="int8", io_dtype="uint8",
+              representative_data=images, verify_data=images, thresholds={"min_agreement": 0.0})
+    runner = TFLiteRunner(str(tmp_path / "u8.tflite"))
+    assert runner.input_dtype == "uint8"
+    scale, zero = runner.input["quantization"]
+    # calibrated on pixels in [0, 255]: a uint8 camera frame goes in as it is
+    assert scale == pytest.approx(1.0, rel=0.05) and abs(zero) <= 2
+
+
+def test_saved_model_serves(small_models, tmp_path, pixels):
+    import tensorflow as tf
+
+    path = to_saved_model(small_models["lite0"], tmp_path / "sm")
+    loaded = tf.saved_model.load(path)
+    out = loaded.serve(tf.constant(pixels(2, 48)))
+    np.testing.assert_allclose(out.numpy(), small_models["lite0"].predict(pixels(2, 48), verbose=0),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("data,match", [
+    (np.zeros((4, 32, 32, 3), "float32"), r"shape \(4, 32, 32, 3\); the model takes images of \(48, 48, 3\)"),
+    (np.zeros((0, 48, 48, 3), "float32"), r"representative_data is empty"),
+    (np.array([["a"]]), r"dtype <U1"),
+    (None, r"quantize='int8' needs representative_data"),
+])
+def test_bad_representative_data(data, match, small_models, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        to_tflite(small_models["lite0"], tmp_path / "m.tflite", quantize="int8",
+                  representative_data=data)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"quantize": "int4"}, r"quantize='int4'; accepted: none, float16, dynamic, int8"),
+    ({"io_dtype": "uint8"}, r"io_dtype='uint8' needs quantize='int8'"),
+    ({"io_dtype": "int16", "quantize": "int8"}, r"io_dtype='int16'"),
+])
+def test_bad_modes(kwargs, match, small_models, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        to_tflite(small_models["lite0"], tmp_path / "m.tflite", **kwargs)
+
+
+def test_bad_paths(small_models, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"output folder does not exist"):
+        to_tflite(small_models["lite0"], tmp_path / "missing" / "m.tflite")
+    with pytest.raises(ValueError, match=r"must end in .tflite"):
+        to_tflite(small_models["lite0"], tmp_path / "m.bin")
+    with pytest.raises(ValueError, match=r"opset=7"):
+        to_onnx(small_models["lite0"], tmp_path / "m.onnx", opset=7)
+
+
+def test_failed_verification_leaves_nothing(small_models, tmp_path, pixels):
+    with pytest.raises(VerificationError, match=r"verification failed") as caught:
+        to_onnx(small_models["lite0"], tmp_path / "m.onnx", verify_data=pixels(4, 48),
+                thresholds={"max_abs_diff": 1e-12})
+    assert caught.value.report["max_abs_diff"] > 1e-12
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_export_prints_the_verification_table(small_models, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    effnet = os.path.join(os.path.dirname(sys.executable), "effnet")
+    keras_effnet.save_model(small_models["lite0"], tmp_path / "m.keras")
+    result = subprocess.run([effnet, "export", f"--model={tmp_path / 'm.keras'}",
+                             "--format=onnx", "--data=synthetic?train=16&validation=16"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[effnet export] converting to onnx" in result.stdout and "m.onnx" in result.stdout
+    assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.onnx.json").exists()
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    result = subprocess.run([effnet, "export", f"--model={tmp_path / 'bad.keras'}"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "is not a .keras model archive" in result.stderr
+    assert not (tmp_path / "bad_none.tflite").exists()

@@ -20,7 +20,7 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "training seeds")
 flags.DEFINE_list("variants", ["lite0"], "models to train with the short recipe")
 flags.DEFINE_integer("images", 2000, "folder size (train + held-out 20 %)")
 flags.DEFINE_integer("resolution", 64, "image and model resolution")
-flags.DEFINE_integer("epochs", 20, "epochs for every model (20: `effnet train`'s default)")
+flags.DEFINE_integer("epochs", 25, "epochs for every model (25: `effnet train`'s default)")
 flags.DEFINE_list("baselines", ["linear", "cnn3", "keras.applications B0"],
                   "baselines trained on the same folder and epochs (empty: none)")
 flags.DEFINE_string("workdir", "/tmp/effnet-short-run", "where the folder and runs go")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4 (build)")
@@ -25,7 +25,7 @@ flags.DEFINE_string("out", None, "where to write the model (.keras) for build")
 flags.DEFINE_bool("per_layer", False, "profile: print the per-layer table too")
 flags.DEFINE_bool("summary", False, "build: print the Keras layer summary")
 flags.DEFINE_string("data", "synthetic", "data spec: synthetic | folder:PATH | tfrecord:GLOB")
-flags.DEFINE_integer("epochs", 20, "training epochs")
+flags.DEFINE_integer("epochs", 25, "training epochs")
 flags.DEFINE_integer("batch_size", 64, "global batch size (split across replicas)")
 flags.DEFINE_enum("recipe", "short", ["short", "paper"], "training recipe (see README)")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
@@ -241,6 +241,8 @@ COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quicks
 
 
 def main(argv: list[str]) -> None:
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: effnet {{{'|'.join(COMMANDS)}}} [--flags]; "
                              f"got {' '.join(argv[1:]) or 'no command'}")

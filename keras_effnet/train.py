@@ -289,7 +289,7 @@ def _prepare_out(out: str) -> None:
         raise PermissionError(f"output folder is not writable: {out!r}")
 
 
-def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs: int = 20,
+def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs: int = 25,
           batch_size: int = 64, recipe: Recipe | str = "short", strategy: str = "auto",
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
           seed: int = 0, verbose: str | int = "auto") -> dict[str, Any]:
@@ -343,8 +343,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
                         loss=keras.losses.CategoricalCrossentropy(
                             label_smoothing=recipe.label_smoothing),
                         metrics=metrics)
+        # One folder per worker, side by side (a worker's folder nested in the chief's raced
+        # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
-            out, "backup", f"{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
+            out, f"backup_{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
+        os.makedirs(backup, exist_ok=True)
         callbacks = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
                      HistoryCSV(os.path.join(write_dir, "history.csv"))]
         if recipe.ema_decay is not None:

@@ -32,14 +32,9 @@ def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray,
         rng = np.random.default_rng(0)
         return rng.uniform(0, 255, (count, *shape)).astype("float32"), None
     if isinstance(data, str):
-        from keras_effnet.data import load
+        from keras_effnet.data import validation_examples
 
-        loaded = load(data, resolution=shape[0], batch_size=1)
-        pairs = list(loaded.validation.take(count).as_numpy_iterator())
-        if not pairs:
-            raise ValueError(f"data {data!r} yielded no validation images")
-        images = np.concatenate([x for x, _ in pairs]).astype("float32")
-        return images, np.concatenate([y.argmax(-1) for _, y in pairs])
+        return validation_examples(data, shape[0], count)
     if isinstance(data, tuple) and len(data) == 2:
         return calibration_images(data[0], shape, count), np.asarray(data[1])[:count]
     return calibration_images(data, shape, count), None

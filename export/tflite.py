@@ -57,9 +57,9 @@ def calibration_images(representative_data: Any, shape: tuple[int, int, int],
         raise ValueError("quantize='int8' needs representative_data: a float array of images "
                          f"{shape}, a tf.data.Dataset of them, or a data spec like 'synthetic'")
     if isinstance(representative_data, str):
-        from keras_effnet.data import representative_images
+        from keras_effnet.data import validation_examples
 
-        return representative_images(representative_data, shape[0], steps)
+        return validation_examples(representative_data, shape[0], steps)[0]
     if hasattr(representative_data, "take") and hasattr(representative_data, "element_spec"):
         batches = []
         for element in representative_data.take(steps).as_numpy_iterator():

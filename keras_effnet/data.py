@@ -460,14 +460,13 @@ def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
                 resolution=resolution, skipped=skipped)
 
 
-def representative_images(spec: str | DataSpec, resolution: int, count: int,
-                          seed: int = 0) -> np.ndarray:
-    """`count` evaluation-preprocessed images (float32, [0, 255]) from a spec's validation split:
-    calibration data for quantization and inputs for verification."""
+def validation_examples(spec: str | DataSpec, resolution: int, count: int,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `count` evaluation-preprocessed images (float32, [0, 255]) and their labels from a
+    spec's validation split: calibration data for quantization and inputs for verification."""
     data = load(spec, resolution=resolution, batch_size=1, seed=seed)
-    images = [x[0] for x, _ in data.validation.take(count).as_numpy_iterator()]
-    if not images:
+    pairs = list(data.validation.take(count).as_numpy_iterator())
+    if not pairs:
         raise ValueError(f"data {str(data.spec)!r} yielded no validation images")
-    return np.stack(images).astype("float32")
-
-
+    images = np.concatenate([x for x, _ in pairs]).astype("float32")
+    return images, np.concatenate([y.argmax(-1) for _, y in pairs])

@@ -18,8 +18,10 @@ $(STAMP): setup.py
 quickstart: $(STAMP)
 	$(VENV)/bin/effnet quickstart $(ARGS)
 
+# Two pytest-xdist workers: much of a test's time is single-threaded graph tracing. Tests that
+# share a trained model stay in one worker (--dist loadgroup, see tests/conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest tests $(ARGS)
+	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache runs

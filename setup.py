@@ -17,7 +17,7 @@ EXPORT = [
     "ai-edge-litert>=2.0",
 ]
 BENCH = ["matplotlib>=3.8", "psutil>=5.9"]
-TEST = ["pytest>=8", "pytest-timeout>=2.3", "pillow>=10"]
+TEST = ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10"]
 
 setup(
     name="keras_effnet",

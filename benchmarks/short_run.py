@@ -9,11 +9,12 @@ Writes `results/short_run.md` and `.json`.
     python benchmarks/short_run.py --seeds=0,1,2 --variants=lite0
 """
 
-import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
+
+from common import markdown_table, run, write_results
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1", "2"], "training seeds")
@@ -78,15 +79,9 @@ def main(_):
         for kind in FLAGS.baselines:
             rows.append({**baseline(kind, data, FLAGS.epochs), "seed": 0})
             print(rows[-1])
-    os.makedirs(FLAGS.results, exist_ok=True)
-    with open(os.path.join(FLAGS.results, "short_run.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    lines = ["| model | seed | validation top-1 | wall time (s) |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['seed']} | {r['val_top1']:.3f} | {r['seconds']} |" for r in rows]
-    with open(os.path.join(FLAGS.results, "short_run.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(FLAGS.results, "short_run", rows,
+                  markdown_table(rows, ["model", "seed", "val_top1", "seconds"]))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from keras_effnet.artifacts import check_writable_dir, write_json
+from keras_effnet.export.qat import fine_tune, is_quantization_aware, quantization_aware
 from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
                                         float32_twin, input_size)
 from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
@@ -32,9 +33,9 @@ def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray,
         rng = np.random.default_rng(0)
         return rng.uniform(0, 255, (count, *shape)).astype("float32"), None
     if isinstance(data, str):
-        from keras_effnet.data import validation_examples
+        from keras_effnet.data import examples
 
-        return validation_examples(data, shape[0], count)
+        return examples(data, shape[0], count, split="validation")
     if isinstance(data, tuple) and len(data) == 2:
         return calibration_images(data[0], shape, count), np.asarray(data[1])[:count]
     return calibration_images(data, shape, count), None
@@ -139,5 +140,6 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "VerificationError", "metadata",
-           "to_onnx", "to_saved_model", "to_tflite", "verify"]
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "VerificationError", "fine_tune",
+           "is_quantization_aware", "metadata", "quantization_aware", "to_onnx", "to_saved_model",
+           "to_tflite", "verify"]

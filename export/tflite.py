@@ -2,8 +2,10 @@
 
 The converter is `tf.lite.TFLiteConverter.from_saved_model` on a SavedModel exported from a
 float32 rebuild of the model (mixed-precision graphs do not convert; a concrete function of a
-Keras 3 model keeps its variables as resources, which the converter does not freeze). int8 is full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative
-images; its input/output can stay float32 or be uint8/int8 (a phone then feeds camera pixels).
+Keras 3 model keeps its variables as resources, which the converter does not freeze). int8 is
+full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative images; its input/output can stay float32 or be uint8/int8 (a phone then feeds camera pixels).
+A quantization-aware model (`keras_effnet.export.quantization_aware`, tf_keras) converts from
+the Keras model itself: its fake-quant ranges are kept, the representative images fill the rest.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ def calibration_images(representative_data: Any, shape: tuple[int, int, int],
         raise ValueError("quantize='int8' needs representative_data: a float array of images "
                          f"{shape}, a tf.data.Dataset of them, or a data spec like 'synthetic'")
     if isinstance(representative_data, str):
-        from keras_effnet.data import validation_examples
+        from keras_effnet.data import examples
 
-        return validation_examples(representative_data, shape[0], steps)[0]
+        return examples(representative_data, shape[0], steps, split="train")[0]
     if hasattr(representative_data, "take") and hasattr(representative_data, "element_spec"):
         batches = []
         for element in representative_data.take(steps).as_numpy_iterator():
@@ -92,10 +94,19 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
         raise ValueError(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
     if io_dtype != "float32" and quantize != "int8":
         raise ValueError(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
+    from keras_effnet.export.qat import is_quantization_aware
+
+    quantization_aware = is_quantization_aware(model)
+    if quantization_aware and quantize != "int8":
+        raise ValueError(f"a quantization-aware model converts with quantize='int8' only "
+                         f"(got {quantize!r}); export the float model for the other modes")
     model = float32_twin(model)
     shape = input_size(model)
     images = (calibration_images(representative_data, shape, calibration_steps)
               if quantize == "int8" else None)
+    if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        return _configure(converter, quantize, images, io_dtype).convert()
 
     with tempfile.TemporaryDirectory(prefix="effnet-savedmodel-") as saved:
         model.export(saved, format="tf_saved_model", verbose=False)

@@ -427,6 +427,15 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
     return ds.with_options(options).prefetch(autotune)
 
 
+def _open(spec: DataSpec, resolution: int) -> tuple[dict[str, Split], list[str], list]:
+    """The spec's splits, class names and skipped files."""
+    if spec.kind == "synthetic":
+        return _synthetic_source(spec, resolution)
+    if spec.kind == "folder":
+        return _folder_source(spec)
+    return _tfrecord_source(spec)
+
+
 def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
          augment: Augment | None = None, num_classes: int | None = None,
          seed: int = 0) -> Data:
@@ -439,12 +448,7 @@ def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
         raise ValueError(f"resolution={resolution!r}; accepted: an integer >= 8")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1")
-    if spec.kind == "synthetic":
-        splits, class_names, skipped = _synthetic_source(spec, resolution)
-    elif spec.kind == "folder":
-        splits, class_names, skipped = _folder_source(spec)
-    else:
-        splits, class_names, skipped = _tfrecord_source(spec)
+    splits, class_names, skipped = _open(spec, resolution)
     if num_classes is not None and num_classes != len(class_names):
         raise ValueError(f"data {str(spec)!r} has {len(class_names)} classes but "
                          f"num_classes={num_classes}; they must agree")
@@ -460,13 +464,20 @@ def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
                 resolution=resolution, skipped=skipped)
 
 
-def validation_examples(spec: str | DataSpec, resolution: int, count: int,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `count` evaluation-preprocessed images (float32, [0, 255]) and their labels from a
-    spec's validation split: calibration data for quantization and inputs for verification."""
-    data = load(spec, resolution=resolution, batch_size=1, seed=seed)
-    pairs = list(data.validation.take(count).as_numpy_iterator())
+def examples(spec: str | DataSpec, resolution: int, count: int, split: str = "validation",
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `count` evaluation-preprocessed images (float32, [0, 255]) and their labels from one
+    split of a spec: "train" to calibrate quantization, "validation" to verify artifacts."""
+    if split not in ("train", "validation"):
+        raise ValueError(f"split={split!r}; accepted: 'train' or 'validation'")
+    spec = parse_spec(spec)
+    if not isinstance(resolution, int) or resolution < 8:
+        raise ValueError(f"resolution={resolution!r}; accepted: an integer >= 8")
+    splits, class_names, _ = _open(spec, resolution)
+    ds = _pipeline(splits[split], spec, training=False, resolution=resolution, batch_size=1,
+                   num_classes=len(class_names), augment=Augment(), seed=seed)
+    pairs = list(ds.take(count).as_numpy_iterator())
     if not pairs:
-        raise ValueError(f"data {str(data.spec)!r} yielded no validation images")
+        raise ValueError(f"data {str(spec)!r} yielded no {split} images")
     images = np.concatenate([x for x, _ in pairs]).astype("float32")
     return images, np.concatenate([y.argmax(-1) for _, y in pairs])

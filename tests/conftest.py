@@ -22,6 +22,15 @@ SHORT_DATA = "synthetic?train=960&validation=240"
 _TRAINED = {}
 
 
+def trained_variant(variant):
+    """A test parameter for a variant that uses `trained(variant)`: under pytest-xdist all such
+    tests run in one worker (`--dist loadgroup`), which trains that variant once."""
+    return pytest.param(variant, marks=pytest.mark.xdist_group(f"trained-{variant}"))
+
+
+TRAINED_VARIANTS = [trained_variant("lite0"), trained_variant("b0")]
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """Train a variant once per session (short recipe, synthetic set, 48 px, 12 epochs);

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import keras_effnet
-from conftest import SHORT_DATA
+from conftest import SHORT_DATA, TRAINED_VARIANTS
 from keras_effnet.train import Recipe, evaluate, read_history, train
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
@@ -19,7 +19,7 @@ EFFNET = os.path.join(os.path.dirname(sys.executable), "effnet")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
-@pytest.mark.parametrize("variant", ["lite0", "b0"])
+@pytest.mark.parametrize("variant", TRAINED_VARIANTS)
 def test_short_run_beats_chance_and_reloads(variant, trained):
     summary, tmp_path = trained(variant)
     epochs = summary["epochs"]
@@ -42,7 +42,9 @@ def test_mirrored_step_matches_single_device():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["moved"] > 1e-3  # the step changed the weights…
-    assert report["diff"] < 1e-4 * max(1.0, report["moved"]) * 10  # …identically on 2 replicas
+    # …identically on 2 replicas: float error only (unsynchronised BN statistics or an unsummed
+    # gradient would differ by a large fraction of the step, not by 1 %).
+    assert report["diff"] < 0.01 * report["moved"]
     assert "cannot be split evenly across 2 replicas" in report["unsplittable"]
 
 

@@ -30,7 +30,7 @@ def one_step(strategy, synchronized):
         model = keras_effnet.build(dataclasses.replace(config, bn_synchronized=synchronized),
                                    num_classes=4, input_shape=(32, 32, 3))
         model.set_weights(initial)
-        model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy")
+        model.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy")
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     return model.get_weights()
 

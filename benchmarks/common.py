@@ -1,0 +1,121 @@
+"""What every benchmark shares: the machine it ran on, Markdown tables, result files.
+
+Each benchmark writes `<results>/<name>.md` (a table a reader can paste into BUILD_NOTES.md),
+`<name>.json` (rows plus the machine and date), and optionally PNG plots beside them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from typing import Any, Sequence
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count and library versions: a figure means little without them."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpus: list[str] = []
+    if "tensorflow" in sys.modules:  # do not pay TensorFlow's import for a pure-Python benchmark
+        gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
+    elif shutil.which("nvidia-smi"):
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        gpus = [line.split(" (")[0] for line in listed.stdout.splitlines() if line.strip()]
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+            "gpus": gpus, "tensorflow": importlib.metadata.version("tensorflow"),
+            "python": platform.python_version()}
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table of `columns` (missing values as —, floats to 4 significant figures)."""
+    def cell(value: Any) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(results_dir: str, name: str, rows: Sequence[dict[str, Any]], markdown: str,
+                  **extra: Any) -> tuple[str, str]:
+    """Write `<name>.md` (title, machine line, `markdown`) and `<name>.json`; return both paths."""
+    os.makedirs(results_dir, exist_ok=True)
+    info = machine()
+    md_path = os.path.join(results_dir, f"{name}.md")
+    json_path = os.path.join(results_dir, f"{name}.json")
+    header = (f"<!-- {name}: {info['date']}, {info['cpu']} ({info['cores']} cores)"
+              f"{', GPUs: ' + ', '.join(info['gpus']) if info['gpus'] else ''}, "
+              f"TensorFlow {info['tensorflow']} -->\n")
+    for path, text in ((md_path, header + markdown.rstrip() + "\n"),
+                       (json_path, json.dumps({"machine": info, "rows": list(rows), **extra},
+                                              indent=2, default=str) + "\n")):
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    print(markdown)
+    print(f"wrote {md_path} and {json_path}")
+    return md_path, json_path
+
+
+def parse_phi(values: Sequence[str], allow_empty: bool = True) -> list[float]:
+    """'-1', '2', '1.5' -> -1, 2, 1.5 (integers stay integers so names read 'phi2')."""
+    import math
+
+    out: list[float] = []
+    for text in values:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--phi: {text!r} is not a number; accepted: a comma-separated list "
+                             "of numbers, e.g. --phi=0,1,2") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--phi: {text!r}; accepted: finite numbers")
+        out.append(int(value) if value.is_integer() else value)
+    if not out and not allow_empty:
+        raise ValueError("--phi is empty; accepted: at least one number, e.g. --phi=0,1,2")
+    return out
+
+
+def validate_phi_flag(allow_empty: bool = True) -> None:
+    """Check --phi when flags are parsed, so a typo fails before any work."""
+    from absl import flags
+
+    def check(values: Sequence[str]) -> bool:
+        try:
+            parse_phi(values, allow_empty)
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from None
+        return True
+
+    flags.register_validator("phi", check)
+
+
+HELP_FLAGS = {"--help", "-?", "--helpshort", "--helpfull"}
+
+
+def run(main: Any) -> None:
+    """`absl.app.run(main)`, except that asking for --help is a success (absl exits 1 after it)."""
+    from absl import app
+
+    try:
+        app.run(main)
+    except SystemExit as done:
+        if done.code == 1 and HELP_FLAGS & set(sys.argv[1:]):
+            sys.exit(0)
+        raise

@@ -1,0 +1,101 @@
+"""Smoke tests of benchmarks/latency.py and benchmarks/memory.py on a tiny configuration.
+
+Each script runs as a subprocess, as a user runs it. To stay inside the suite's time budget the
+latency run and the Keras half of the memory run go side by side (the latency run exports the
+.tflite files), then the TFLite half of the memory run reuses those files. Assertions are
+about content, never about wall-clock time.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LATENCY = os.path.join(ROOT, "benchmarks", "latency.py")
+MEMORY = os.path.join(ROOT, "benchmarks", "memory.py")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+MODES = ["keras_b1", "tflite_fp32", "tflite_int8"]
+
+
+def _start(script, *args):
+    return subprocess.Popen([sys.executable, script, *args], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _finish(process, timeout=600):
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def _load(folder, name):
+    for suffix in (".md", ".json"):
+        assert os.path.isfile(os.path.join(folder, name + suffix)), os.listdir(folder)
+    with open(os.path.join(folder, name + ".json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    artifacts, lat, mem_keras, mem_tflite = (str(root / n) for n in
+                                             ("artifacts", "latency", "mem_keras", "mem_tflite"))
+    common = ["--variants=lite0", "--resolution=32", "--runs=2"]
+    latency = _start(LATENCY, *common, f"--modes={','.join(MODES)}", "--threads=1",
+                     "--keras_applications=", "--warmup=1",
+                     "--calibration_images=4", "--verify_images=4", f"--artifacts={artifacts}",
+                     f"--results={lat}")
+    memory = _start(MEMORY, *common, "--kinds=keras_infer,keras_train", "--batch_size=2", "--jobs=2",
+                    f"--results={mem_keras}")
+    outputs = {"latency": _finish(latency), "mem_keras": _finish(memory)}
+    memory = _start(MEMORY, *common, "--kinds=tflite_fp32,tflite_int8", f"--artifacts={artifacts}",
+                    f"--results={mem_tflite}")
+    outputs["mem_tflite"] = _finish(memory)
+    return {"latency": lat, "mem_keras": mem_keras, "mem_tflite": mem_tflite,
+            "artifacts": artifacts, "outputs": outputs}
+
+
+def test_latency_writes_every_requested_mode(runs):
+    result = _load(runs["latency"], "latency")
+    assert os.path.getsize(os.path.join(runs["latency"], "latency.png")) > 1000
+    rows = {row["mode"]: row for row in result["rows"]}
+    assert sorted(rows) == sorted(MODES)
+    for mode, row in rows.items():
+        assert row["model"] == "lite0" and row["resolution"] == 32, row
+        assert not row.get("error"), row
+        assert row["latency_ms"] > 0 and row["images_per_s"] > 0, row
+        assert row["size_bytes"] > 0 and row["macs"] > 0, row
+        if mode.startswith("tflite"):
+            assert row["threads"] == 1 and row["export_s"] > 0, row
+    assert rows["tflite_int8"]["size_bytes"] <= 0.5 * rows["tflite_fp32"]["size_bytes"]
+    with open(os.path.join(runs["latency"], "latency.md")) as f:
+        markdown = f.read()
+    assert "int8/fp32" in markdown and "tflite_int8" in markdown
+    assert "[latency" in runs["outputs"]["latency"]  # a progress line per stage
+
+
+def test_memory_rows_are_positive_and_int8_is_lighter(runs):
+    keras_rows = _load(runs["mem_keras"], "memory")["rows"]
+    tflite_rows = _load(runs["mem_tflite"], "memory")["rows"]
+    by_kind = {row["measurement"]: row for row in keras_rows + tflite_rows}
+    assert {"baseline_tf", "baseline_litert", "keras_infer", "keras_train", "tflite_fp32",
+            "tflite_int8"} <= set(by_kind)
+    for row in by_kind.values():
+        assert row["peak_rss_mb"] > 0, row
+    for kind in ("keras_infer", "keras_train", "tflite_fp32", "tflite_int8"):
+        assert by_kind[kind]["increment_mb"] > 0, by_kind[kind]
+    assert by_kind["keras_train"]["peak_rss_mb"] > by_kind["keras_infer"]["peak_rss_mb"]
+    assert by_kind["tflite_int8"]["peak_rss_mb"] <= by_kind["tflite_fp32"]["peak_rss_mb"]
+    assert by_kind["tflite_fp32"]["tensorflow_imported"] is False
+    assert "reuse" in runs["outputs"]["mem_tflite"]  # the latency run's files, not new exports
+
+
+@pytest.mark.parametrize("script", [LATENCY, MEMORY])
+def test_help_exits_zero(script):
+    done = subprocess.run([sys.executable, script, "--help"], check=False, cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--variants" in done.stdout + done.stderr

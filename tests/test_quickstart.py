@@ -1,5 +1,5 @@
 """`effnet quickstart`, the main job, run as a user runs it (a real subprocess), reduced to a
-small synthetic set and 8 short epochs. Most of its time is fixed cost (tracing the training
+small synthetic set and 10 short epochs. Most of its time is fixed cost (tracing the training
 step, three conversions and their verification), not training."""
 
 import json
@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 ARTIFACTS = ("model_float32.tflite", "model_int8.tflite", "model.onnx")
-# lite0 at 48 px, 640 training images, 8 epochs of batch 32 (160 steps): validation top-1
-# 0.30–0.36 here over several runs, against 0.1 for chance. At 32 px the same budget stayed
-# near chance (0.18–0.19), so the resolution is not reduced further.
-REDUCED = ["--base_resolution=48", "--epochs=8", "--batch_size=32",
-           "--data=synthetic?train=640&validation=160"]
+# lite0 at 48 px, 640 training images, 10 epochs of batch 32 (200 steps), quickstart's learning
+# rate: validation top-1 0.33–0.35 here, against 0.1 for chance. At 32 px a similar budget stayed
+# near chance (0.18–0.19). 256 validation images (all of them verify the artifacts): int8 top-1
+# agreement with Keras was 0.94–0.96 against the 0.90 threshold; with 160 images and 8 epochs
+# (or 32 px) it was 0.92–0.94 in five runs and below 0.90 in a sixth (small output margins).
+REDUCED = ["--base_resolution=48", "--epochs=10", "--batch_size=32",
+           "--data=synthetic?train=640&validation=256"]
 
 
 def effnet(*args, cwd=None, timeout=1200):
@@ -30,7 +32,7 @@ def test_quickstart_trains_exports_and_reports(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     accuracy = summary["validation"]["accuracy"]
     assert accuracy >= 0.2, f"validation top-1 {accuracy} is near chance (0.1)"
-    assert summary["data"]["train_size"] == 640 and summary["epochs"] == 8
+    assert summary["data"]["train_size"] == 640 and summary["epochs"] == 10
     assert summary["config"]["resolution"] == 48
 
     reports = {}

@@ -134,6 +134,14 @@ def cmd_build() -> None:
         print(f"saved {FLAGS.out}")
 
 
+def _recipe():
+    """The --recipe, with --learning_rate when given."""
+    from keras_effnet.train import Recipe
+
+    overrides = {} if FLAGS.learning_rate is None else {"learning_rate": FLAGS.learning_rate}
+    return Recipe.named(FLAGS.recipe, **overrides)
+
+
 def _quickstart_flags() -> None:
     """Fill the flags the user did not pass with QUICKSTART_DEFAULTS; check --data up front."""
     import glob
@@ -171,15 +179,14 @@ def cmd_quickstart() -> None:
     _quickstart_flags()
     import keras_effnet
     from keras_effnet import export
-    from keras_effnet.train import Recipe, train
+    from keras_effnet.train import train
 
     out = FLAGS.out or os.path.join("runs", "quickstart")
     data = FLAGS.data
     config = (next(_configs()) if (FLAGS.variant or FLAGS.phi)
               else keras_effnet.scale("lite0", base_resolution=FLAGS.base_resolution))
     resolution = FLAGS.resolution or config.resolution
-    overrides = {} if FLAGS.learning_rate is None else {"learning_rate": FLAGS.learning_rate}
-    recipe = Recipe.named(FLAGS.recipe, **overrides)
+    recipe = _recipe()
     print(f"[quickstart] 1/4 build {config.name} at {resolution} px", flush=True)
     print(config.summary())
     print(f"[quickstart] 2/4 train on {data} for {FLAGS.epochs} epochs of batch "
@@ -223,11 +230,10 @@ def cmd_quickstart() -> None:
 
 
 def cmd_train() -> None:
-    from keras_effnet.train import Recipe, train
+    from keras_effnet.train import train
 
-    overrides = {} if FLAGS.learning_rate is None else {"learning_rate": FLAGS.learning_rate}
     summary = train(next(_configs()), data=FLAGS.data, epochs=FLAGS.epochs,
-                    batch_size=FLAGS.batch_size, recipe=Recipe.named(FLAGS.recipe, **overrides),
+                    batch_size=FLAGS.batch_size, recipe=_recipe(),
                     strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
                     resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed)
     scores = summary["validation"]

@@ -31,8 +31,15 @@ def machine() -> dict[str, Any]:
     elif shutil.which("nvidia-smi"):
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
         gpus = [line.split(" (")[0] for line in listed.stdout.splitlines() if line.strip()]
+    versions = {}
+    for package in ("tensorflow", "keras", "jax"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
     return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
-            "gpus": gpus, "tensorflow": importlib.metadata.version("tensorflow"),
+            "gpus": gpus, **versions,
+            "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             "python": platform.python_version()}
 
 
@@ -61,7 +68,8 @@ def write_results(results_dir: str, name: str, rows: Sequence[dict[str, Any]], m
     json_path = os.path.join(results_dir, f"{name}.json")
     header = (f"<!-- {name}: {info['date']}, {info['cpu']} ({info['cores']} cores)"
               f"{', GPUs: ' + ', '.join(info['gpus']) if info['gpus'] else ''}, "
-              f"TensorFlow {info['tensorflow']} -->\n")
+              f"Keras {info.get('keras', '?')} on {info['keras_backend']}"
+              f"{' ' + info[info['keras_backend']] if info['keras_backend'] in info else ''} -->\n")
     for path, text in ((md_path, header + markdown.rstrip() + "\n"),
                        (json_path, json.dumps({"machine": info, "rows": list(rows), **extra},
                                               indent=2, default=str) + "\n")):

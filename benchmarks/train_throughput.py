@@ -15,6 +15,8 @@ The default resolution is 128 px rather than the variants' own (224 px for b0) s
 default run (b0, batch 32, 5 rounds of 3 steps per model) takes about 5 minutes on a 2-core
 CPU; pass --resolution=224 (or larger batches) on a GPU. The same flags work on a GPU:
 --mixed_precision=mixed_float16 (or mixed_bfloat16) and --jit_compile (XLA).
+It also runs on Keras's JAX backend (`KERAS_BACKEND=jax`; every step is then XLA-compiled),
+which is how the GPU figures in BUILD_NOTES.md were taken.
 Writes `<results>/train_throughput.md` and `.json`.
 
     python benchmarks/train_throughput.py                      # b0 at 128 px on this machine
@@ -106,11 +108,12 @@ def measure(variant, images, labels):
         order = list(models.items())
         for key, model in (order if r % 2 == 0 else order[::-1]):  # who goes first alternates
             seconds = time_steps(model, images, labels, FLAGS.steps)
-            rounds[key].append(FLAGS.steps * len(images) / seconds)
+            rounds[key].append(FLAGS.steps * images.shape[0] / seconds)
             _progress(f"{variant}: round {r + 1}/{FLAGS.repeats} {model.name}: "
                       f"{rounds[key][-1]:.1f} images/s")
     speed = {k: statistics.median(v) for k, v in rounds.items()}
-    row = {"variant": variant, "resolution": FLAGS.resolution, "batch_size": FLAGS.batch_size,
+    row = {"variant": variant, "backend": keras.backend.backend(),
+           "resolution": FLAGS.resolution, "batch_size": FLAGS.batch_size,
            "precision": FLAGS.mixed_precision, "xla": FLAGS.jit_compile,
            "ours_images_per_s": round(speed["ours"], 2),
            "keras_applications_images_per_s": (round(speed["theirs"], 2) if "theirs" in speed
@@ -154,12 +157,14 @@ def main(argv):
     images = rng.uniform(0, 255, shape).astype("float32")
     labels = np.eye(FLAGS.num_classes, dtype="float32")[
         rng.integers(0, FLAGS.num_classes, FLAGS.batch_size)]
+    # On the accelerator once: a GPU step would otherwise time the host-to-device copy.
+    images, labels = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
     load_before = os.getloadavg()
     started = time.time()
     rows = [measure(v, images, labels) for v in variants]
     load_after = os.getloadavg()
-    columns = ["variant", "resolution", "batch_size", "precision", "xla", "ours_images_per_s",
-               "keras_applications_images_per_s", "ratio"]
+    columns = ["variant", "backend", "resolution", "batch_size", "precision", "xla",
+               "ours_images_per_s", "keras_applications_images_per_s", "ratio"]
     shown = [{**row, "xla": "on" if row["xla"] else "off"} for row in rows]
     markdown = (markdown_table(shown, columns) + "\n\n"
                 f"Images/second of `train_on_batch` (median of {FLAGS.repeats} rounds of "

@@ -12,7 +12,7 @@ TFMOT is imported only inside these functions: importing it sets `TF_USE_LEGACY_
 the whole process (DESIGN.md, decision 10).
 
 Example:
-    >>> qat = quantization_aware(model)            # compiled; fit it a few epochs
+    >>> qat = quantization_aware(model, "synthetic")  # compiled; fit it a few epochs
     >>> qat.fit(data.train, epochs=2)
     >>> to_tflite(qat, "model.tflite", quantize="int8", representative_data="synthetic")
 """
@@ -63,19 +63,24 @@ def is_quantization_aware(model: Any) -> bool:
         type(layer).__name__ == "QuantizeWrapperV2" for layer in getattr(model, "layers", []))
 
 
-def quantization_aware(model: Any, *, learning_rate: float | None = QAT_LEARNING_RATE,
+def quantization_aware(model: Any, representative_data: Any = None, *,
+                       calibration_steps: int = 128,
+                       learning_rate: float | None = QAT_LEARNING_RATE,
                        label_smoothing: float = 0.1) -> Any:
     """Return a tf_keras QAT twin of a keras_effnet model, ready for `fit`.
 
     The twin computes the same function as `model` (up to fake quantization) and carries its
-    `effnet_config` / `build_options`. With `learning_rate` set it is compiled with Adam,
+    `effnet_config` / `build_options`. `representative_data` (as for `to_tflite`: images, a
+    tf.data.Dataset or a data spec) starts every activation range at the float model's observed
+    range; without it the ranges start at TFMOT's [-6, 6] and need thousands of steps to settle
+    (`_start_ranges`). With `learning_rate` set it is compiled with Adam,
     categorical cross-entropy and accuracy (labels one-hot, as `keras_effnet.data` yields);
     pass `learning_rate=None` to compile it yourself with a `tf_keras` optimizer.
     Convert it with `to_tflite(qat, path, quantize="int8", representative_data=…)`.
     """
     import dataclasses
 
-    from keras_effnet.export.tflite import float32_twin
+    from keras_effnet.export.tflite import calibration_images, float32_twin, input_size
     from keras_effnet.model import EfficientNet, assemble
 
     if not isinstance(model, EfficientNet):
@@ -108,6 +113,9 @@ def quantization_aware(model: Any, *, learning_rate: float | None = QAT_LEARNING
     with quantization.quantize_scope({"OutputQuantizeConfig": output_config}):
         qat = quantization.quantize_apply(annotated)
     qat.effnet_config, qat.build_options = config, model.build_options
+    if representative_data is not None:
+        _start_ranges(qat, model, calibration_images(representative_data, input_size(model),
+                                                     calibration_steps))
     if learning_rate is not None:
         qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                     loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -115,10 +123,44 @@ def quantization_aware(model: Any, *, learning_rate: float | None = QAT_LEARNING
     return qat
 
 
+def _start_ranges(qat: Any, model: Any, images: Any, batch_size: int = 32) -> None:
+    """Set each fake-quant output range of `qat` to the float `model`'s min/max on `images`.
+
+    TFMOT starts every activation range at [-6, 6] and moves it by an exponential average of
+    decay 0.999 per step: after a short fine-tune a ReLU6 output still spends half its int8
+    levels on negatives and lite's [-1, 1] input a sixth of them. Starting from the observed
+    ranges (what post-training calibration uses) lets a short fine-tune keep them.
+    """
+    import keras
+    import numpy as np
+
+    ranges: dict[str, list] = {}  # float layer name -> [(range variable, is_min)]
+    for layer in qat.layers:
+        source = layer.name.removeprefix("quant_")
+        for variable in layer.weights:
+            leaf = variable.name.split("/")[-1].split(":")[0]
+            if leaf in ("output_min", "output_max", "post_activation_min",
+                        "post_activation_max"):
+                ranges.setdefault(source, []).append((variable, leaf.endswith("_min")))
+    names = [name for name in ranges if name in {layer.name for layer in model.layers}]
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    low, high = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)  # 0 is always in range
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start:start + batch_size], training=False)
+        for name, output in zip(names, outputs):
+            output = keras.ops.convert_to_numpy(output)
+            low[name] = min(low[name], float(np.min(output)))
+            high[name] = max(high[name], float(np.max(output)))
+    for name in names:
+        for variable, is_min in ranges[name]:
+            variable.assign(low[name] if is_min else high[name])
+
+
 def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
               learning_rate: float = QAT_LEARNING_RATE, seed: int = 0,
               verbose: Any = "auto") -> Any:
-    """`quantization_aware(model)` fitted for `epochs` on a data spec's training split.
+    """`quantization_aware(model, data)` fitted for `epochs` on a data spec's training split
+    (its activation ranges start from the float model's on those images).
 
     Uses the short recipe's crops; the model's input size is the training resolution. Returns
     the fitted QAT model (convert it with `to_tflite(…, quantize="int8")`).
@@ -133,7 +175,7 @@ def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
     dataset = load(data, resolution=input_size(model)[0], batch_size=batch_size, seed=seed,
                    num_classes=model.output_shape[-1],
                    augment=Augment(recipe.crop_area_min, recipe.randaugment))
-    qat = quantization_aware(model, learning_rate=learning_rate,
+    qat = quantization_aware(model, data, learning_rate=learning_rate,
                              label_smoothing=recipe.label_smoothing)
     qat.fit(dataset.train, epochs=epochs, verbose=verbose)
     return qat

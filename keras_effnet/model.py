@@ -167,11 +167,12 @@ class EfficientNet(keras.Model):
             iterator = None
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def train_step(self, data: Any) -> Any:
-        return self._logs_for_multi_worker(super().train_step(data))
+    # *args: the JAX backend's steps also take (and return) the model state.
+    def train_step(self, *args: Any) -> Any:
+        return self._logs_for_multi_worker(super().train_step(*args))
 
-    def test_step(self, data: Any) -> Any:
-        return self._logs_for_multi_worker(super().test_step(data))
+    def test_step(self, *args: Any) -> Any:
+        return self._logs_for_multi_worker(super().test_step(*args))
 
     def _logs_for_multi_worker(self, logs: Any) -> Any:
         # Under MultiWorkerMirroredStrategy Keras 3.15 averages each step's logs with

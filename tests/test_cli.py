@@ -1,18 +1,9 @@
 """The `effnet` console script, run as a user runs it (a real subprocess)."""
 
-import os
-import shutil
-import subprocess
-import sys
-
 import pytest
 
 import keras_effnet
-
-
-def effnet(*args, cwd=None):
-    exe = shutil.which("effnet") or os.path.join(os.path.dirname(sys.executable), "effnet")
-    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+from conftest import effnet
 
 
 def test_profile_reproduces_table_2():

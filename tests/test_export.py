@@ -7,6 +7,7 @@ import onnx
 import pytest
 
 import keras_effnet
+from conftest import effnet
 from keras_effnet.export import VerificationError, to_onnx, to_saved_model, to_tflite
 from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
 
@@ -88,20 +89,13 @@ def test_failed_verification_leaves_nothing(small_models, tmp_path, pixels):
 
 
 def test_cli_export_prints_the_verification_table(small_models, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    effnet = os.path.join(os.path.dirname(sys.executable), "effnet")
     keras_effnet.save_model(small_models["lite0"], tmp_path / "m.keras")
-    result = subprocess.run([effnet, "export", f"--model={tmp_path / 'm.keras'}",
-                             "--format=onnx", "--data=synthetic?train=16&validation=16"],
-                            capture_output=True, text=True, timeout=600)
+    result = effnet("export", f"--model={tmp_path / 'm.keras'}", "--format=onnx",
+                    "--data=synthetic?train=16&validation=16", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[effnet export] converting to onnx" in result.stdout and "m.onnx" in result.stdout
     assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.onnx.json").exists()
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    result = subprocess.run([effnet, "export", f"--model={tmp_path / 'bad.keras'}"],
-                            capture_output=True, text=True, timeout=600)
+    result = effnet("export", f"--model={tmp_path / 'bad.keras'}", timeout=600)
     assert result.returncode == 2 and "is not a .keras model archive" in result.stderr
     assert not (tmp_path / "bad_none.tflite").exists()

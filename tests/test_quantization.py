@@ -1,9 +1,13 @@
 """int8 on trained models: post-training quantization (PTQ) and quantization-aware training (QAT).
 
-The models come from the session's `trained` fixture (short recipe on the synthetic set); the
-accuracies are measured on its 240 held-out images, in the real LiteRT interpreter.
+The models come from the session's `trained` fixture (12 short epochs on 960 synthetic images,
+~0.5 top-1). Accuracies are compared on 2 000 fresh held-out images (another seed), in the real
+LiteRT interpreter: such a model is unsure of many images, and on the 240 validation images
+its PTQ accuracy moved by −2.1 to +1.7 points between identical runs; on 2 000 the standard
+error of a difference is ~0.5 point.
 """
 
+import functools
 import json
 import os
 
@@ -14,32 +18,44 @@ import pytest
 import keras_effnet
 from conftest import SHORT_DATA, TRAINED_VARIANTS
 from keras_effnet.data import examples
-from keras_effnet.export import fine_tune, is_quantization_aware, quantization_aware, to_tflite
+from keras_effnet.export import (fine_tune, is_quantization_aware, quantization_aware, to_tflite,
+                                 verify)
 from keras_effnet.export.runtime import TFLiteRunner
 from keras_effnet.export.tflite import convert
 
-HELD_OUT = 240
+HELD_OUT = "synthetic?train=1&validation=2000&seed=1"
 RECORD = {"min_agreement": 0.0, "max_accuracy_drop": None}  # measure, assert in the test
 
 
+@functools.cache
+def held_out(resolution):
+    """(images, labels): 2 000 held-out images, evaluation-preprocessed."""
+    return examples(HELD_OUT, resolution, 2000)
+
+
+def _accuracy(model, images, labels):
+    return float(np.mean(model.predict(images, batch_size=64, verbose=0).argmax(-1) == labels))
+
+
 def _trained_model(trained, variant):
-    summary, out = trained(variant)
-    return summary, keras_effnet.load_model(str(out / "model.keras"), compile=False)
+    return keras_effnet.load_model(str(trained(variant)[1] / "model.keras"), compile=False)
 
 
 @pytest.mark.parametrize("variant", TRAINED_VARIANTS)
 def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property):
-    summary, model = _trained_model(trained, variant)
-    _, out = trained(variant)
-    if variant == "lite0":  # the main job exported it with the same settings: reuse its files
+    out = trained(variant)[1]
+    model = keras_effnet.load_model(str(out / "model.keras"), compile=False)
+    images, labels = held_out(model.input_shape[1])
+    if variant == "lite0":  # the main job exported it with the same settings: reuse the file
         path, float_size = out / "model_int8.tflite", os.path.getsize(out / "model_float32.tflite")
-        report = json.loads((out / "model_int8.tflite.json").read_text())
-        assert report["images"] == HELD_OUT and report["quantize"] == "int8", report
+        assert json.loads((out / "model_int8.tflite.json").read_text())["quantize"] == "int8"
+        report = verify(str(path), model, images, labels, kind="int8", thresholds=RECORD)
     else:
         path, float_size = tmp_path / "int8.tflite", len(convert(model))
         report = to_tflite(model, path, quantize="int8", representative_data=SHORT_DATA,
-                           verify_data=SHORT_DATA, verify_count=HELD_OUT, thresholds=RECORD)
-    assert report["keras_accuracy"] == pytest.approx(summary["validation"]["accuracy"], abs=1e-6)
+                           verify_data=(images, labels), verify_count=len(images),
+                           thresholds=RECORD)
+    assert report["images"] == len(images) == 2000
     for name in ("top1_agreement", "keras_accuracy", "artifact_accuracy", "accuracy_drop"):
         record_property(f"{variant}_ptq_{name}", report[name])
     # b0 with a 10-class head: 0.306× (per-channel scales and int32 biases of its 32 SE convs
@@ -58,11 +74,11 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
 
 @pytest.mark.xdist_group("trained-lite0")
 def test_uint8_model_takes_raw_pixels(trained, tmp_path):
-    _, model = _trained_model(trained, "lite0")
+    model = _trained_model(trained, "lite0")
     path = tmp_path / "uint8.tflite"
+    images, _ = held_out(model.input_shape[1])
     to_tflite(model, path, quantize="int8", io_dtype="uint8", representative_data=SHORT_DATA,
-              verify_data=SHORT_DATA, verify_count=HELD_OUT, thresholds=RECORD)
-    images, _ = examples(SHORT_DATA, model.input_shape[1], HELD_OUT)
+              verify_data=images[:64], verify_count=64, thresholds=RECORD)
     pixels = np.round(images).astype("uint8")  # what a camera hands over
     runner = TFLiteRunner(str(path))
     interpreter = runner.interpreter
@@ -82,7 +98,7 @@ def test_uint8_model_takes_raw_pixels(trained, tmp_path):
 
 @pytest.mark.parametrize("variant", TRAINED_VARIANTS)
 def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_property):
-    summary, model = _trained_model(trained, variant)
+    model = _trained_model(trained, variant)
     # two QAT epochs on the float model's training images (60 steps), ranges started from them
     qat = fine_tune(model, SHORT_DATA, epochs=2, verbose=0)
     assert is_quantization_aware(qat) and qat.effnet_config == model.effnet_config
@@ -98,12 +114,15 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
               for w in qat.get_layer("quant_rescaling").weights}
     assert ranges["output_min"] == pytest.approx(min(0.0, rescaled.min()), abs=0.1 * span)
     assert ranges["output_max"] == pytest.approx(max(0.0, rescaled.max()), abs=0.1 * span)
+    images, labels = held_out(model.input_shape[1])
     report = to_tflite(qat, tmp_path / "qat.tflite", quantize="int8",
                        representative_data=SHORT_DATA, calibration_steps=32,
-                       verify_data=SHORT_DATA, verify_count=HELD_OUT, thresholds=RECORD)
-    float_accuracy = summary["validation"]["accuracy"]
+                       verify_data=(images, labels), verify_count=len(images),
+                       thresholds=RECORD)
+    float_accuracy = _accuracy(model, images, labels)
     record_property(f"{variant}_qat_int8_accuracy", report["artifact_accuracy"])
     record_property(f"{variant}_float_accuracy", float_accuracy)
+    assert report["images"] == 2000
     assert report["artifact_accuracy"] >= float_accuracy - 0.02, (float_accuracy, report)
     assert report["metadata"]["config"]["name"] == f"efficientnet-{variant}"
     ops = {d["op_name"] for d in TFLiteRunner(str(tmp_path / "qat.tflite")).interpreter

@@ -76,7 +76,7 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
 def test_uint8_model_takes_raw_pixels(trained, tmp_path):
     model = _trained_model(trained, "lite0")
     path = tmp_path / "uint8.tflite"
-    images, _ = held_out(model.input_shape[1])
+    images = held_out(model.input_shape[1])[0][:500]
     to_tflite(model, path, quantize="int8", io_dtype="uint8", representative_data=SHORT_DATA,
               verify_data=images[:64], verify_count=64, thresholds=RECORD)
     pixels = np.round(images).astype("uint8")  # what a camera hands over
@@ -115,15 +115,18 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
     assert ranges["output_min"] == pytest.approx(min(0.0, rescaled.min()), abs=0.1 * span)
     assert ranges["output_max"] == pytest.approx(max(0.0, rescaled.max()), abs=0.1 * span)
     images, labels = held_out(model.input_shape[1])
+    # to_tflite verifies against the (slow) fake-quant Keras model on 64 images; the accuracy
+    # that matters, int8 vs the float model, is measured on all 2 000 below.
     report = to_tflite(qat, tmp_path / "qat.tflite", quantize="int8",
                        representative_data=SHORT_DATA, calibration_steps=32,
-                       verify_data=(images, labels), verify_count=len(images),
+                       verify_data=(images[:64], labels[:64]), verify_count=64,
                        thresholds=RECORD)
     float_accuracy = _accuracy(model, images, labels)
-    record_property(f"{variant}_qat_int8_accuracy", report["artifact_accuracy"])
+    int8_top1 = TFLiteRunner(str(tmp_path / "qat.tflite"))(images).argmax(-1)
+    int8_accuracy = float(np.mean(int8_top1 == labels))
+    record_property(f"{variant}_qat_int8_accuracy", int8_accuracy)
     record_property(f"{variant}_float_accuracy", float_accuracy)
-    assert report["images"] == 2000
-    assert report["artifact_accuracy"] >= float_accuracy - 0.02, (float_accuracy, report)
+    assert int8_accuracy >= float_accuracy - 0.02, (float_accuracy, int8_accuracy, report)
     assert report["metadata"]["config"]["name"] == f"efficientnet-{variant}"
     ops = {d["op_name"] for d in TFLiteRunner(str(tmp_path / "qat.tflite")).interpreter
            ._get_ops_details()}

@@ -42,9 +42,11 @@ def test_mirrored_step_matches_single_device():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["moved"] > 1e-3  # the step changed the weights…
-    # …identically on 2 replicas: float error only (unsynchronised BN statistics or an unsummed
-    # gradient would differ by a large fraction of the step, not by 1 %).
-    assert report["diff"] < 0.01 * report["moved"]
+    # …identically on 2 replicas, up to float error: measured 0.4–2 % of the step (trainable)
+    # and 0.5 % (BN moving statistics, relative); with unsynchronised BN the same step differed
+    # by 1 500 % and 78 %.
+    assert report["diff"] < 0.1 * report["moved"]
+    assert report["stats_diff"] < 0.1
     assert "cannot be split evenly across 2 replicas" in report["unsplittable"]
 
 

@@ -87,6 +87,8 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
         raise TypeError(f"quantization_aware needs a keras_effnet EfficientNet (from build() or "
                         f"load_model()); got {type(model).__name__}")
     model = float32_twin(model)
+    images = (None if representative_data is None else  # bad data fails before the slow part
+              calibration_images(representative_data, input_size(model), calibration_steps))
     quantization = _tfmot()  # sets TF_USE_LEGACY_KERAS=1; import tf_keras after it
     import tf_keras
 
@@ -113,9 +115,8 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
     with quantization.quantize_scope({"OutputQuantizeConfig": output_config}):
         qat = quantization.quantize_apply(annotated)
     qat.effnet_config, qat.build_options = config, model.build_options
-    if representative_data is not None:
-        _start_ranges(qat, model, calibration_images(representative_data, input_size(model),
-                                                     calibration_steps))
+    if images is not None:
+        _start_ranges(qat, model, images)
     if learning_rate is not None:
         qat.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                     loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),

@@ -135,3 +135,5 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
         to_tflite(qat, tmp_path / "m.tflite", quantize="float16")
     with pytest.raises(TypeError, match=r"needs a keras_effnet EfficientNet"):
         quantization_aware(qat)
+    with pytest.raises(ValueError, match=r"representative_data has shape \(2, 8, 8, 3\)"):
+        quantization_aware(model, np.zeros((2, 8, 8, 3), "float32"))

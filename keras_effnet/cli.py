@@ -13,6 +13,7 @@ Flags apply to the commands that use them (each flag's help says which).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from absl import app, flags, logging
@@ -83,21 +84,37 @@ def _configs():
             yield keras_effnet.scale(name, **kwargs)
 
 
+def _published(config):
+    """The published `Variant` whose architecture `config` is (a released variant, or φ = 0
+    of the stock bases: B0 / Lite0), else None. Its MACs hold at its own resolution only."""
+    from keras_effnet import VARIANTS, scale
+
+    key = (config.name.removeprefix("efficientnet-") if config.phi is None
+           else {"efficientnet": "b0", "lite": "lite0"}.get(config.base) if config.phi == 0
+           else None)
+    if key not in VARIANTS:
+        return None
+    ref = scale(key)
+    same = dataclasses.replace(config, name=ref.name, phi=None, resolution=ref.resolution)
+    return VARIANTS[key] if same == ref else None
+
+
 def profile_table(configs) -> str:
     """Width, depth, resolution, params and MACs, with the published figures beside them."""
-    from keras_effnet import VARIANTS, profile
+    from keras_effnet import profile
 
     head = (f"{'model':<26} {'width':>6} {'depth':>6} {'res':>5} {'params':>12} "
             f"{'published':>12} {'MACs (B)':>9} {'published':>9} {'ratio':>6}")
     rows = [head, "-" * len(head)]
     for config in configs:
         p = profile(config)
-        ref = VARIANTS.get(config.name.removeprefix("efficientnet-")) if config.phi is None else None
+        ref = _published(config)
+        macs = ref.macs if ref and ref.resolution == config.resolution else None
         rows.append(
             f"{config.name:<26} {config.width:>6.3f} {config.depth:>6.3f} {config.resolution:>5} "
             f"{p.trainable_params:>12,} {f'{ref.params:,}' if ref else '—':>12} "
-            f"{p.macs / 1e9:>9.3f} {f'{ref.macs / 1e9:.3f}' if ref else '—':>9} "
-            f"{f'{p.macs / ref.macs:.3f}' if ref else '—':>6}")
+            f"{p.macs / 1e9:>9.3f} {f'{macs / 1e9:.3f}' if macs else '—':>9} "
+            f"{f'{p.macs / macs:.3f}' if macs else '—':>6}")
     rows.append("params: trainable, 1000 classes. MACs: conv/depthwise/dense multiply-adds "
                 "(the paper's FLOPs); published: paper Table 2 / Lite reference README.")
     return "\n".join(rows)
@@ -235,7 +252,8 @@ def cmd_train() -> None:
     summary = train(next(_configs()), data=FLAGS.data, epochs=FLAGS.epochs,
                     batch_size=FLAGS.batch_size, recipe=_recipe(),
                     strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
-                    resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed)
+                    resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed,
+                    num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None)
     scores = summary["validation"]
     print(f"validation: top-1 {scores['accuracy']:.4f}"
           + (f", top-5 {scores['top5']:.4f}" if "top5" in scores else "")
@@ -247,7 +265,7 @@ def cmd_eval() -> None:
 
     if not FLAGS.model:
         raise app.UsageError("effnet eval needs --model=PATH.keras")
-    scores = evaluate(FLAGS.model, FLAGS.data, FLAGS.batch_size)
+    scores = evaluate(FLAGS.model, FLAGS.data, FLAGS.batch_size, resolution=FLAGS.resolution)
     print("  ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
 
 

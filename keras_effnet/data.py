@@ -13,9 +13,14 @@ crops + horizontal flips (+ optional RandAugment); evaluation is a centre crop o
 bicubic resize, as in the reference.
 
 Corrupt files: a folder's files are checked by their first bytes when listed; files that are
-not JPEG/PNG/GIF/BMP are skipped, named and counted (`Data.skipped`). A file whose header is
-valid but whose body fails to decode is dropped at run time by `ignore_errors` (TensorFlow logs
-it). TFRecords that fail to parse stop the run with TensorFlow's error.
+not JPEG/PNG/GIF/BMP are skipped, named and counted (`Data.skipped`). An image whose header is
+valid but whose data fails to decode (a truncated JPEG, say), and a TFRecord that fails to
+parse, is dropped when it is read, with TensorFlow's warning in the log; the run goes on.
+
+Memory: files and records are cached *encoded* when they total at most CACHE_BYTES, and
+shuffled encoded (whole split when cached, SHUFFLE_BUFFER examples otherwise), so a folder of
+full-size photos costs its size on disk, not its decoded size. Multi-worker runs shard the
+file list (or the records) per worker before decoding (`load(..., shard=...)`).
 
 Example:
     >>> data = load("synthetic?train=200&validation=50", resolution=64, batch_size=32)
@@ -40,7 +45,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 EVAL_CROP = 0.875
 HOLDOUT_EVERY = 5  # without a validation split, every 5th example (20 %) is held out
-CACHE_LIMIT = 50_000  # decode-once in-memory cache for sources up to this many images
+CACHE_BYTES = 2 << 30  # sources whose files total at most this are read once, kept encoded
+SHUFFLE_BUFFER = 10_000  # encoded examples, for sources too large to cache
 
 
 # ----------------------------------------------------------------------------- synthetic set
@@ -201,12 +207,13 @@ class Data:
     validation_size: int
     resolution: int
     skipped: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None  # (count, index) of a multi-worker input pipeline
 
     def describe(self) -> dict[str, Any]:
         return {"spec": str(self.spec), "num_classes": self.num_classes,
                 "class_names": self.class_names, "train_size": self.train_size,
                 "validation_size": self.validation_size, "resolution": self.resolution,
-                "skipped_files": self.skipped}
+                "skipped_files": self.skipped, "shard": self.shard}
 
 
 def _synthetic_source(spec: DataSpec, resolution: int) -> tuple[dict[str, Split], list[str], list]:
@@ -375,34 +382,58 @@ class Augment:
                                  "magnitude 0..30)")
 
 
+def _source_bytes(split: Split) -> int:
+    return sum(os.path.getsize(f) for f in split.files or split.records)
+
+
 def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
-              batch_size: int, num_classes: int, augment: Augment, seed: int) -> Any:
+              batch_size: int, num_classes: int, augment: Augment, seed: int,
+              shard: tuple[int, int] | None = None) -> Any:
+    """Source → (shard) → encoded bytes → (cache, shuffle) → decode → crop → batch.
+
+    Files and records are cached and shuffled *encoded* (a phone photo is ~10× smaller as JPEG
+    than decoded), and only while the source's files total at most CACHE_BYTES.
+    `shard=(count, index)` keeps this input pipeline's 1/count of the files (of the records
+    when there are fewer record files than pipelines) before anything is read or decoded.
+    """
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
     offset = int(spec.options.get("label_offset", 0))
     if split.arrays is not None:
         ds = tf.data.Dataset.from_tensor_slices(split.arrays)
+        ds = ds.shard(*shard) if shard else ds
+        size, cached = split.size, True  # already in memory, decoded
     elif split.files:
         ds = tf.data.Dataset.from_tensor_slices((split.files, split.labels))
-        ds = ds.map(lambda path, label: (tf.io.decode_image(tf.io.read_file(path), channels=3,
-                                                            expand_animations=False), label),
-                    num_parallel_calls=autotune).ignore_errors(log_warning=True)
+        ds = ds.shard(*shard) if shard else ds
+        ds = ds.map(lambda path, label: (tf.io.read_file(path), label),
+                    num_parallel_calls=autotune)
+        size, cached = split.size, _source_bytes(split) <= CACHE_BYTES
     else:
-        ds = tf.data.TFRecordDataset(split.records, num_parallel_reads=autotune)
+        records = tf.data.Dataset.from_tensor_slices(split.records)
+        by_file = shard and len(split.records) >= shard[0]
+        records = records.shard(*shard) if by_file else records
+        # a fixed cycle keeps the record order, hence the held-out 20 %, machine-independent
+        ds = records.interleave(tf.data.TFRecordDataset, cycle_length=8, block_length=1,
+                                num_parallel_calls=autotune, deterministic=True)
         if split.holdout:
             keep = split.holdout == "keep"
             ds = ds.enumerate().filter(
                 lambda i, _: tf.equal(i % HOLDOUT_EVERY == 0, keep)).map(lambda _, r: r)
+        ds = ds.shard(*shard) if shard and not by_file else ds
         ds = ds.map(lambda r: _parse_record(r, offset), num_parallel_calls=autotune)
+        size, cached = split.size, _source_bytes(split) <= CACHE_BYTES
+    if cached and split.arrays is None:
+        ds = ds.cache()
+    if training:
+        buffer = size if cached and size > 0 else SHUFFLE_BUFFER
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if split.arrays is None:
         ds = ds.map(lambda data, label: (tf.io.decode_image(data, channels=3,
                                                             expand_animations=False), label),
                     num_parallel_calls=autotune).ignore_errors(log_warning=True)
-    if split.arrays is None and 0 <= split.size <= CACHE_LIMIT:
-        ds = ds.cache()
     if training:
-        ds = ds.shuffle(min(max(split.size, 1), 10_000) if split.size > 0 else 10_000,
-                        seed=seed, reshuffle_each_iteration=True)
         area = (augment.crop_area_min, 1.0)
         ds = ds.map(lambda image, label: (train_crop(image, resolution, area), label),
                     num_parallel_calls=autotune)
@@ -420,10 +451,13 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
         ds = ds.map(lambda image, label: (rand(image, training=True), label),
                     num_parallel_calls=autotune)
     options = tf.data.Options()
+    # Sharded here: tf.distribute must not shard again. Otherwise (model.fit under a
+    # multi-worker strategy on a dataset from `load`) files when there are several.
+    policy = tf.data.experimental.AutoShardPolicy
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.FILE
-        if split.records and len(split.records) > 1 and not split.holdout
-        else tf.data.experimental.AutoShardPolicy.DATA)
+        policy.OFF if shard else
+        policy.FILE if split.records and len(split.records) > 1 and not split.holdout
+        else policy.DATA)
     return ds.with_options(options).prefetch(autotune)
 
 
@@ -438,10 +472,12 @@ def _open(spec: DataSpec, resolution: int) -> tuple[dict[str, Split], list[str],
 
 def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
          augment: Augment | None = None, num_classes: int | None = None,
-         seed: int = 0) -> Data:
+         seed: int = 0, shard: tuple[int, int] | None = None) -> Data:
     """Open a data spec as training and validation pipelines at `resolution`.
 
     `num_classes`, when given, must equal the source's class count (a clear error otherwise).
+    `shard=(count, index)`: this input pipeline's share of the files of a multi-worker run
+    (`train` passes it), taken before anything is read or decoded.
     """
     spec = parse_spec(spec)
     if not isinstance(resolution, int) or resolution < 8:
@@ -455,13 +491,16 @@ def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
     if 0 <= splits["train"].size < batch_size:
         raise ValueError(f"data {str(spec)!r}: {splits['train'].size} training examples, "
                          f"fewer than one batch of {batch_size}; lower batch_size")
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[1] < shard[0]):
+        raise ValueError(f"shard={shard!r}; accepted: (count, index) with 0 <= index < count")
+    shard = tuple(shard) if shard and shard[0] > 1 else None
     kwargs = dict(resolution=resolution, batch_size=batch_size, num_classes=len(class_names),
-                  augment=augment or Augment(), seed=seed)
+                  augment=augment or Augment(), seed=seed, shard=shard)
     return Data(spec=spec, num_classes=len(class_names), class_names=class_names,
                 train=_pipeline(splits["train"], spec, training=True, **kwargs),
                 validation=_pipeline(splits["validation"], spec, training=False, **kwargs),
                 train_size=splits["train"].size, validation_size=splits["validation"].size,
-                resolution=resolution, skipped=skipped)
+                resolution=resolution, skipped=skipped, shard=shard)
 
 
 def examples(spec: str | DataSpec, resolution: int, count: int, split: str = "validation",

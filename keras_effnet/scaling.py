@@ -330,9 +330,19 @@ def scale(
     _check_fraction("drop_connect_rate", drop_connect_rate)
     if not _is_real(bn_momentum) or not 0 < bn_momentum < 1:
         raise ValueError(f"bn_momentum={bn_momentum!r}; accepted: a number in (0, 1)")
+    coefficients = {"alpha": alpha, "beta": beta, "gamma": gamma}
+    for label, value in coefficients.items():
+        if not _is_real(value) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{label}={value!r}; accepted: a finite number > 0 "
+                             f"(the paper uses alpha={ALPHA}, beta={BETA}, gamma={GAMMA})")
 
     if variant is not None:
         key = _variant_key(variant)
+        paper = {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}
+        changed = {k: v for k, v in coefficients.items() if v != paper[k]}
+        if changed:  # a released variant has its own published width/depth/resolution
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} applies "
+                             f"only with phi; variant {variant!r} has published coefficients")
         v = VARIANTS[key]
         if base != "efficientnet" and _resolve_base(base).name != v.base:
             raise ValueError(f"variant {variant!r} has base {v.base!r}, but base={base!r} was "
@@ -345,10 +355,6 @@ def scale(
     else:
         if not _is_real(phi) or not math.isfinite(phi):
             raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, -1)")
-        for label, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-            if not _is_real(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{label}={value!r}; accepted: a finite number > 0 "
-                                 f"(the paper uses alpha={ALPHA}, beta={BETA}, gamma={GAMMA})")
         try:
             depth, width = alpha ** phi, beta ** phi
             exact_res = res0 * gamma ** phi

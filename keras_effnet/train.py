@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -258,26 +259,39 @@ def read_history(path: str) -> list[dict[str, Any]]:
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Keep the model with the best validation accuracy, written atomically."""
+    """Keep the model with the best validation accuracy, written atomically, its score in a
+    JSON file beside it; a resumed run starts from that score, so it keeps a better file."""
 
     def __init__(self, path: str, monitor: str = "val_accuracy") -> None:
         super().__init__()
         self.path, self.monitor, self.best = path, monitor, -math.inf
+        self.score_path, self._begun = os.path.splitext(path)[0] + ".json", False
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        resumed = epoch > 0 and not self._begun  # BackupAndRestore skipped finished epochs
+        self._begun = True
+        if resumed and os.path.exists(self.path) and os.path.exists(self.score_path):
+            with open(self.score_path, encoding="utf-8") as f:
+                self.best = float(json.load(f)[self.monitor])
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
             save_model(self.model, self.path)
+            write_json({"epoch": epoch, self.monitor: self.best}, self.score_path)
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """(worker count, this worker's index) of a multi-worker cluster; the chief (or worker 0
+    when there is no chief) is index 0. (1, 0) outside a cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
-        return True
+        return 1, 0
     cluster = resolver.cluster_spec().as_dict()
-    return (resolver.task_type == "chief"
-            or (resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster))
+    tasks = [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, [])))]
+    me = (resolver.task_type, resolver.task_id)
+    return (len(tasks), tasks.index(me)) if me in tasks else (1, 0)
 
 
 def _prepare_out(out: str) -> None:
@@ -292,8 +306,11 @@ def _prepare_out(out: str) -> None:
 def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs: int = 25,
           batch_size: int = 64, recipe: Recipe | str = "short", strategy: str = "auto",
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
-          seed: int = 0, verbose: str | int = "auto") -> dict[str, Any]:
+          seed: int = 0, verbose: str | int = "auto",
+          num_classes: int | None = None) -> dict[str, Any]:
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
+
+    The class count comes from the data; `num_classes`, when given, must agree with it.
 
     `batch_size` is the global batch, split evenly across replicas. Re-running the same call
     after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`).
@@ -318,13 +335,15 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
                          f"{replicas} replicas; use a multiple of {replicas}")
     # Batch statistics over the global batch, as the reference's cross-replica TPU batch norm.
     config = dataclasses.replace(config, bn_synchronized=replicas > 1)
-    chief = _is_chief(dist)
+    workers, worker_index = _worker(dist)
+    chief = worker_index == 0
     _prepare_out(out)
     # Non-chief workers write their copies where nobody reads them (collectives need them all).
     write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
     keras.utils.set_random_seed(seed)
     dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
-                   augment=Augment(recipe.crop_area_min, recipe.randaugment))
+                   augment=Augment(recipe.crop_area_min, recipe.randaugment),
+                   shard=(workers, worker_index), num_classes=num_classes)
     steps = dataset.train_size // batch_size if dataset.train_size > 0 else None
     if steps is None:
         steps = sum(1 for _ in dataset.train)
@@ -348,8 +367,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         backup = os.path.join(out, "backup") if chief else os.path.join(
             out, f"backup_{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
         os.makedirs(backup, exist_ok=True)
-        callbacks = [keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
-                     HistoryCSV(os.path.join(write_dir, "history.csv"))]
+        history = os.path.join(write_dir, "history.csv")
+        # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
+        # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
+        callbacks = [HistoryCSV(history),
+                     keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]
         if recipe.ema_decay is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks += [BestCheckpoint(os.path.join(write_dir, "best.keras")),
@@ -369,8 +391,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})", "mixed_precision": policy,
         "seed": seed, "validation": {k: float(v) for k, v in scores.items()},
         "fit_seconds_this_run": round(fit_seconds, 2),
-        "history": read_history(os.path.join(write_dir, "history.csv")),
-        "artifacts": {"model": "model.keras", "best": "best.keras", "history": "history.csv",
+        "history": read_history(history),
+        "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
+                      "history": "history.csv",
                       "tensorboard": "logs"},
     }
     write_json(summary, os.path.join(write_dir, "summary.json"))
@@ -379,14 +402,20 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     return summary
 
 
-def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64) -> dict[str, float]:
-    """Top-1 / top-5 of a saved model on a data spec's validation split."""
+def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,
+             resolution: int | None = None) -> dict[str, float]:
+    """Top-1 / top-5 of a saved model on a data spec's validation split, at the model's input
+    size (`resolution`, when given, must equal it: a mismatch is an error, not a resize)."""
     from keras_effnet.artifacts import load_model
 
     net = load_model(model_path, compile=False)
-    resolution = net.input_shape[1]
-    if resolution is None:
+    size = net.input_shape[1]
+    if size is None:
         raise ValueError(f"{model_path!r} takes any input size; evaluate needs a fixed one")
+    if resolution is not None and resolution != size:
+        raise ValueError(f"resolution={resolution} but {model_path!r} takes {size}x{size} "
+                         "images; leave resolution out to use the model's")
+    resolution = size
     dataset = load(data, resolution=resolution, batch_size=batch_size)
     classes = net.output_shape[-1]
     if classes != dataset.num_classes:

@@ -51,6 +51,39 @@ def test_folder_with_png_jpeg_and_a_corrupt_file(tmp_path):
     assert seen == data.validation_size
 
 
+def test_truncated_image_is_dropped_and_the_rest_kept(tmp_path):
+    _write_folder(tmp_path, "jpg", per_class=5)  # 15 images; 12 train / 3 held out
+    victim = sorted((tmp_path / "ring").iterdir())[1]  # a training image
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # header intact
+    data = load(f"folder:{tmp_path}", resolution=32, batch_size=1)
+    assert data.skipped == [] and data.train_size == 12
+    assert sum(1 for _ in data.train) == 11  # dropped when decoded; the run goes on
+    assert sum(1 for _ in data.validation) == 3
+
+
+def _validation_images(data):
+    return {x.tobytes() for batch, _ in data.validation.as_numpy_iterator() for x in batch}
+
+
+def test_workers_read_disjoint_shares_of_the_files(tmp_path):
+    _write_folder(tmp_path, per_class=10)
+    whole = _validation_images(load(f"folder:{tmp_path}", resolution=32, batch_size=2))
+    shares = [load(f"folder:{tmp_path}", resolution=32, batch_size=2, shard=(2, i))
+              for i in range(2)]
+    parts = [_validation_images(d) for d in shares]
+    assert len(whole) == 6 and parts[0] | parts[1] == whole and not parts[0] & parts[1]
+    assert shares[1].describe()["shard"] == (2, 1)
+    images, labels = synthetic(20, 40, num_classes=4, seed=5)
+    _write_tfrecords(tmp_path, images, labels, offset=0, shards=2)  # one file per worker
+    spec = f"tfrecord:{tmp_path}/train-*"
+    whole = _validation_images(load(spec, resolution=32, batch_size=2))
+    parts = [_validation_images(load(spec, resolution=32, batch_size=2, shard=(2, i)))
+             for i in range(2)]
+    assert parts[0] and parts[1] and not parts[0] & parts[1]
+    with pytest.raises(ValueError, match=r"shard=\(2, 2\); accepted: \(count, index\)"):
+        load(f"folder:{tmp_path}", resolution=32, batch_size=2, shard=(2, 2))
+
+
 def test_folder_with_train_and_validation_subfolders(tmp_path):
     _write_folder(tmp_path / "train")
     _write_folder(tmp_path / "validation", per_class=2)
@@ -81,8 +114,8 @@ def test_tfrecords_in_imagenet_format(tmp_path):
     data = load(f"tfrecord:{tmp_path}/train-*?label_offset=1", resolution=32, batch_size=4)
     assert data.num_classes == 4 and (data.train_size, data.validation_size) == (16, 4)
     got = np.concatenate([np.argmax(y, axis=1) for _, y in data.validation.as_numpy_iterator()])
-    assert sorted(got.tolist()) == sorted(
-        [int(lab) for lab in list(labels[0::2]) + list(labels[1::2])][0::5])
+    # every 5th record in read order: shards are read round-robin, which is the order written
+    assert sorted(got.tolist()) == sorted(int(lab) for lab in labels[0::5])
 
 
 def test_tfrecord_folder_with_validation_shards(tmp_path):
@@ -95,11 +128,14 @@ def test_tfrecord_folder_with_validation_shards(tmp_path):
 
 
 def test_crops_keep_pixel_range_and_size():
-    image = tf.constant(np.random.default_rng(0).integers(0, 256, (50, 70, 3)), tf.uint8)
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 70, 3)).astype("uint8")
+    image = tf.constant(pixels)
     assert train_crop(image, 32, (0.25, 1.0)).shape == (32, 32, 3)
     out = eval_crop(image, 48)
     assert out.shape == (48, 48, 3) and 0 <= float(tf.reduce_min(out)) and float(
         tf.reduce_max(out)) <= 255
+    # the centre 0.875 of the shorter side: int(50 · 0.875) = 43 rows and columns from (3, 13)
+    np.testing.assert_allclose(eval_crop(image, 43).numpy(), pixels[3:46, 13:56], atol=1e-3)
 
 
 def test_randaugment_pipeline():

@@ -22,6 +22,8 @@ from keras_effnet import scale
     ({"phi": 1, "alpha": 0}, r"alpha=0; accepted: a finite number > 0"),
     ({"phi": 1, "beta": -1.1}, r"beta=-1.1; accepted: a finite number > 0"),
     ({"phi": 1, "gamma": 0.0}, r"gamma=0.0; accepted"),
+    ({"variant": "b0", "alpha": 0}, r"alpha=0; accepted: a finite number > 0"),
+    ({"variant": "b3", "gamma": 1.3}, r"gamma=1.3 applies only with phi; variant 'b3'"),
     ({"phi": 1, "base_resolution": 16}, r"base_resolution=16; accepted: an integer >= 32"),
     ({"phi": 1, "dropout_rate": 1.0}, r"dropout_rate=1.0; accepted: a number in \[0, 1\)"),
     ({"phi": 1, "dropout_rate": -0.1}, r"dropout_rate=-0.1"),

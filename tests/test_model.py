@@ -6,6 +6,7 @@ import pytest
 
 import keras_effnet
 from keras_effnet import profile, scale
+from keras_effnet.scaling import StageSpec
 from test_scaling import KERAS_APPLICATIONS_TOTAL, REFERENCE_PARAMS
 
 
@@ -13,7 +14,7 @@ def _trainable(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-@pytest.mark.parametrize("variant", ["b0", "b2", "b5", "b7", "lite0", "lite3", "lite4"])
+@pytest.mark.parametrize("variant", REFERENCE_PARAMS)
 def test_built_graph_parameter_counts(variant):
     keras.backend.clear_session()
     model = keras_effnet.build(variant)
@@ -22,13 +23,19 @@ def test_built_graph_parameter_counts(variant):
         # keras.applications counts 7 more: its Normalization layer's mean, variance and count
         assert model.count_params() == KERAS_APPLICATIONS_TOTAL[variant] - 7
     assert model.input_shape == (None, scale(variant).resolution, scale(variant).resolution, 3)
+    # the analytic profile of the config describes this very graph, layer by layer
+    assert profile(model).layers == profile(scale(variant)).layers
 
 
-@pytest.mark.parametrize("variant", ["b0", "lite0"])
-def test_profile_of_model_equals_profile_of_config(variant):
-    model_profile = profile(keras_effnet.build(variant))
-    config_profile = profile(scale(variant))
-    assert model_profile.layers == config_profile.layers
+def test_custom_stage_table_builds(pixels):
+    table = [(3, 1, 32, 16, 1, 1, 0.25), (3, 2, 16, 24, 6, 2), StageSpec(5, 2, 24, 40, 6, 2)]
+    config = scale(phi=0, base=table)
+    model = keras_effnet.build(config, num_classes=3, input_shape=(32, 32, 3))
+    assert _trainable(model) == profile(config, num_classes=3).trainable_params
+    assert np.asarray(model(pixels(2, 32))).shape == (2, 3)
+    backbone = keras_effnet.build(config, features_only=True)
+    assert [(f["stride"], f["channels"]) for f in backbone.feature_info] == [
+        (2, 16), (4, 24), (8, 40)]
 
 
 def test_phi_model_builds_and_runs(pixels):
@@ -63,6 +70,7 @@ def test_features_of_a_scaled_backbone():
 def test_no_top_with_pooling(pooling, shape, pixels):
     model = keras_effnet.build("b0", include_top=False, pooling=pooling)
     assert model.input_shape == (None, None, None, 3)
+    assert model.count_params() == 4_049_571 - 7  # REFERENCE.md less the normaliser's 7
     assert tuple(model(pixels(1, 64, 96)).shape) == shape
 
 

@@ -3,7 +3,7 @@
 keras.applications is built with random weights; its weights reach our model only through
 weight files (all three formats the loader reads), by layer name / position. Its
 `Normalization` layer is given ImageNet mean and variance, so both models see the same
-preprocessing: (x/255 − mean)/std.
+preprocessing: (x/255 − mean)/std. Outputs are compared as logits.
 """
 
 import keras
@@ -17,7 +17,8 @@ from keras_effnet.scaling import IMAGENET_MEAN, IMAGENET_STD
 def _reference(variant, size):
     keras.utils.set_random_seed(7)
     constructor = getattr(keras.applications, f"EfficientNet{variant.upper()}")
-    ref = constructor(weights=None, input_shape=(size, size, 3))
+    # logits, not probabilities: softmax would squash differences below the tolerance
+    ref = constructor(weights=None, input_shape=(size, size, 3), classifier_activation=None)
     norm = next(layer for layer in ref.layers if isinstance(layer, keras.layers.Normalization))
     norm.set_weights([np.array(IMAGENET_MEAN, "float32"),
                       np.square(np.array(IMAGENET_STD, "float32")), np.array(0, "int64")])
@@ -50,11 +51,12 @@ def test_same_function_as_keras_applications(variant, size, fmt, tmp_path, pixel
         ref.save_weights(path)
     else:
         ref.save(path)  # legacy HDF5 or .keras archive
-    ours = keras_effnet.build(variant, input_shape=(size, size, 3), weights=path)
+    ours = keras_effnet.build(variant, input_shape=(size, size, 3), weights=path,
+                              classifier_activation=None)
     x = pixels(3, size)
     _assert_same_function(ours, ref, x)
     # a fresh model (random weights) is a different function: the check has teeth
-    fresh = keras_effnet.build(variant, input_shape=(size, size, 3))
+    fresh = keras_effnet.build(variant, input_shape=(size, size, 3), classifier_activation=None)
     b = np.asarray(ref(x))
     assert np.max(np.abs(np.asarray(fresh(x)) - b)) / np.max(np.abs(b)) > 1e-2
 

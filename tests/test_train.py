@@ -8,11 +8,15 @@ import subprocess
 import sys
 import time
 
+import keras
+import numpy as np
 import pytest
 
 import keras_effnet
 from conftest import SHORT_DATA, TRAINED_VARIANTS
-from keras_effnet.train import Recipe, evaluate, read_history, train
+from keras_effnet.data import synthetic, write_image_folder
+from keras_effnet.train import (Recipe, evaluate, make_optimizer, make_strategy,
+                                precision_policy, read_history, train)
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 EFFNET = os.path.join(os.path.dirname(sys.executable), "effnet")
@@ -65,14 +69,17 @@ TINY = ["--variant=lite0", "--resolution=32", "--batch_size=16",
 
 
 def test_multi_worker_on_loopback(tmp_path):
+    """Two workers on real files: each reads its own half of the folder."""
+    images, labels = synthetic(80, 32, seed=4)
+    write_image_folder(str(tmp_path / "images"), images, labels)  # 64 train / 16 held out
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs, logs = [], [tmp_path / f"worker{i}.log" for i in range(2)]
     for index, log in enumerate(logs):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         with open(log, "w") as out:  # files, not pipes: a full pipe would stall a worker
             procs.append(subprocess.Popen(
-                [EFFNET, "train", *TINY, "--epochs=2", "--strategy=multi_worker",
-                 f"--out={tmp_path / 'run'}"],
+                [EFFNET, "train", *TINY, f"--data=folder:{tmp_path / 'images'}", "--epochs=2",
+                 "--strategy=multi_worker", f"--out={tmp_path / 'run'}"],
                 env={**ENV, "TF_CONFIG": json.dumps(tf_config)}, stdout=out,
                 stderr=subprocess.STDOUT))
     try:
@@ -85,6 +92,7 @@ def test_multi_worker_on_loopback(tmp_path):
         assert p.returncode == 0, log.read_text()[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["replicas"] == 2 and summary["strategy"].startswith("multi_worker")
+    assert summary["data"]["shard"] == [2, 0] and summary["data"]["train_size"] == 64
     assert len(summary["history"]) == 2
     assert keras_effnet.load_model(tmp_path / "run" / "model.keras").input_shape == (None, 32, 32, 3)
 
@@ -110,10 +118,18 @@ def test_killed_run_resumes_then_evaluates(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     after = read_history(history)
     assert [row["epoch"] for row in after] == [0, 1, 2, 3, 4]
-    assert after[0] == before[0] and after[1] == before[1]  # the first run's epochs are kept
+    # the first run's backed-up epochs are kept (its last row may be of an epoch whose backup
+    # the kill interrupted: that epoch is redone)
+    assert after[:len(before) - 1] == before[:-1]
     assert "validation: top-1" in second.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["history"]) == 5
+    # best.keras is the best epoch of both runs (the resumed run knew the first run's best),
+    # and it holds the (EMA) weights that scored it
+    best = json.loads((out / "best.json").read_text())
+    assert best["val_accuracy"] == max(row["val_accuracy"] for row in after)
+    assert evaluate(str(out / "best.keras"), TINY[-1].split("=", 1)[1],
+                    batch_size=16)["top1"] == pytest.approx(best["val_accuracy"], abs=1e-6)
     assert summary["recipe"]["optimizer"] == "rmsprop" and summary["recipe"]["ema_decay"] == 0.9999
     result = subprocess.run([EFFNET, "eval", f"--model={out / 'model.keras'}",
                              "--data=synthetic?train=64&validation=16"], env=ENV,
@@ -130,6 +146,7 @@ def test_killed_run_resumes_then_evaluates(tmp_path):
     ({"strategy": "horovod"}, ValueError, r"strategy='horovod'"),
     ({"mixed_precision": "int8"}, ValueError, r"mixed_precision='int8'"),
     ({"recipe": "fast"}, ValueError, r"recipe='fast'; accepted: 'paper' or 'short'"),
+    ({"num_classes": 3}, ValueError, r"has 10 classes but num_classes=3; they must agree"),
 ])
 def test_train_rejects(kwargs, error, match, tmp_path):
     args = {"data": "synthetic?train=16&validation=8", "epochs": 1, "batch_size": 8,
@@ -146,11 +163,73 @@ def test_unwritable_output(tmp_path):
               resolution=32, out=str(blocker / "run"))
 
 
-def test_evaluate_rejects_mismatched_classes(tmp_path):
+def test_evaluate_rejects_mismatched_classes_and_resolution(tmp_path):
     keras_effnet.save_model(keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3)),
                             tmp_path / "m.keras")
     with pytest.raises(ValueError, match=r"has 3 classes but data .* has 10"):
         evaluate(str(tmp_path / "m.keras"), "synthetic?train=16&validation=8", batch_size=8)
+    with pytest.raises(ValueError, match=r"resolution=64 but .* takes 32x32 images"):
+        evaluate(str(tmp_path / "m.keras"), "synthetic?train=16&validation=8", resolution=64)
+
+
+def test_paper_recipe_as_published():
+    """RMSProp(0.9, momentum 0.9, ε 1e-3), EMA 0.9999, 0.016 per 256 images scaled by the
+    global batch, 5 warm-up epochs then ×0.97 every 2.4 epochs, L2 1e-5 not on batch norm."""
+    model = keras_effnet.build("lite0", num_classes=4, input_shape=(32, 32, 3))
+    opt = make_optimizer(Recipe.paper(), 512, 100, 30, model)  # global batch 512, 100 steps/epoch
+    assert isinstance(opt, keras.optimizers.RMSprop)
+    assert (opt.rho, opt.momentum, opt.epsilon) == (0.9, 0.9, 1e-3)
+    assert opt.use_ema and opt.ema_momentum == 0.9999
+    peak = 0.016 * 512 / 256
+
+    def lr(step):
+        opt.iterations.assign(step)
+        return float(opt.learning_rate)
+
+    assert lr(0) == pytest.approx(peak / 500) and lr(499) == pytest.approx(peak)
+    for step in (500, 719, 720, 2999):  # staircase on the global step, as the reference
+        assert lr(step) == pytest.approx(peak * 0.97 ** (step // 240), rel=1e-6)
+    bn = [v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+          for v in layer.trainable_weights]
+    others = [v for v in model.trainable_weights if all(v is not b for b in bn)]
+    expected = 1e-5 / 2 * sum(float(np.sum(np.square(v.numpy()))) for v in others)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4) and bn
+
+def test_adam_weight_decay_is_decoupled_and_spares_batch_norm():
+    model = keras_effnet.build("lite0", num_classes=4, input_shape=(32, 32, 3))
+    recipe = Recipe.named("short", weight_decay=0.1)
+    opt = make_optimizer(recipe, 256, 10, 1, model)
+    gamma, kernel = model.get_layer("stem_bn").gamma, model.get_layer("stem_conv").kernel
+    before = gamma.numpy().copy(), kernel.numpy().copy()
+    opt.apply_gradients([(keras.ops.zeros_like(v), v) for v in model.trainable_weights])
+    opt.iterations.assign(0)
+    assert not model.losses  # no L2 in the loss with Adam
+    np.testing.assert_array_equal(gamma.numpy(), before[0])
+    lr = float(opt.learning_rate)  # at step 0, as the step just taken
+    np.testing.assert_allclose(kernel.numpy(), before[1] * (1 - lr * 0.1), rtol=1e-5)
+
+
+def test_mixed_bfloat16_training(tmp_path):
+    summary = train("lite0", data="synthetic?train=16&validation=8", epochs=1, batch_size=8,
+                    resolution=32, mixed_precision="bfloat16", out=str(tmp_path), verbose=0)
+    assert summary["mixed_precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    assert np.isfinite(summary["validation"]["loss"])
+    # the saved model is rebuilt under the loader's policy: float32 here, for export
+    model = keras_effnet.load_model(tmp_path / "model.keras")
+    assert model.get_layer("top_conv").compute_dtype == "float32"
+    assert evaluate(str(tmp_path / "model.keras"), "synthetic?train=16&validation=8",
+                    batch_size=8)["top1"] == pytest.approx(summary["validation"]["accuracy"],
+                                                           abs=0.13)  # 1 of 8 images may flip
+
+
+def test_strategy_and_precision_choice_on_this_machine(monkeypatch):
+    # no GPU here: 'auto' is the default (one-device) strategy and float32
+    assert make_strategy("auto").num_replicas_in_sync == 1
+    assert precision_policy("auto") == "float32"
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match=r"strategy='multi_worker' needs the TF_CONFIG"):
+        make_strategy("multi_worker")
 
 
 def test_recipe_validation():

@@ -11,6 +11,7 @@ Writes `results/short_run.md` and `.json`.
 """
 
 import os
+import shutil
 import time
 
 from absl import flags
@@ -69,10 +70,11 @@ def main(_):
     rows = []
     for variant in FLAGS.variants:
         for seed in map(int, FLAGS.seeds):
+            out = os.path.join(FLAGS.workdir, f"{variant}_seed{seed}")
+            shutil.rmtree(out, ignore_errors=True)  # a fresh run: train() would resume an old one
             started = time.time()
             summary = train(variant, data=f"folder:{folder(seed)}", epochs=FLAGS.epochs,
-                            resolution=FLAGS.resolution, seed=seed, verbose=2,
-                            out=os.path.join(FLAGS.workdir, f"{variant}_seed{seed}"))
+                            resolution=FLAGS.resolution, seed=seed, verbose=2, out=out)
             rows.append({"model": f"{variant} (short recipe)", "seed": seed,
                          "val_top1": summary["validation"]["accuracy"],
                          "seconds": round(time.time() - started, 1),

@@ -383,6 +383,7 @@ class Augment:
 
 
 def _source_bytes(split: Split) -> int:
+    """Bytes on disk of a split's files or records (its encoded size)."""
     return sum(os.path.getsize(f) for f in split.files or split.records)
 
 
@@ -392,7 +393,7 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
     """Source → (shard) → encoded bytes → (cache, shuffle) → decode → crop → batch.
 
     Files and records are cached and shuffled *encoded* (a phone photo is ~10× smaller as JPEG
-    than decoded), and only while the source's files total at most CACHE_BYTES.
+    than decoded) while the source's files total at most CACHE_BYTES; larger sources stream.
     `shard=(count, index)` keeps this input pipeline's 1/count of the files (of the records
     when there are fewer record files than pipelines) before anything is read or decoded.
     """
@@ -400,20 +401,27 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
 
     autotune = tf.data.AUTOTUNE
     offset = int(spec.options.get("label_offset", 0))
+    cached = split.arrays is not None or _source_bytes(split) <= CACHE_BYTES
+    # Too large to cache: shuffle the file names fully first (a folder lists one class after
+    # another), the records through a buffer after reading.
+    stream_shuffle = training and not cached
     if split.arrays is not None:
         ds = tf.data.Dataset.from_tensor_slices(split.arrays)
         ds = ds.shard(*shard) if shard else ds
-        size, cached = split.size, True  # already in memory, decoded
     elif split.files:
         ds = tf.data.Dataset.from_tensor_slices((split.files, split.labels))
         ds = ds.shard(*shard) if shard else ds
+        if stream_shuffle:
+            ds = ds.shuffle(len(split.files), seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda path, label: (tf.io.read_file(path), label),
                     num_parallel_calls=autotune)
-        size, cached = split.size, _source_bytes(split) <= CACHE_BYTES
     else:
         records = tf.data.Dataset.from_tensor_slices(split.records)
         by_file = shard and len(split.records) >= shard[0]
         records = records.shard(*shard) if by_file else records
+        if stream_shuffle and not split.holdout:  # file order decides the held-out records
+            records = records.shuffle(len(split.records), seed=seed,
+                                      reshuffle_each_iteration=True)
         # a fixed cycle keeps the record order, hence the held-out 20 %, machine-independent
         ds = records.interleave(tf.data.TFRecordDataset, cycle_length=8, block_length=1,
                                 num_parallel_calls=autotune, deterministic=True)
@@ -423,12 +431,13 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
                 lambda i, _: tf.equal(i % HOLDOUT_EVERY == 0, keep)).map(lambda _, r: r)
         ds = ds.shard(*shard) if shard and not by_file else ds
         ds = ds.map(lambda r: _parse_record(r, offset), num_parallel_calls=autotune)
-        size, cached = split.size, _source_bytes(split) <= CACHE_BYTES
-    if cached and split.arrays is None:
+        if stream_shuffle:
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if split.arrays is None and cached:
         ds = ds.cache()
-    if training:
-        buffer = size if cached and size > 0 else SHUFFLE_BUFFER
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if training and cached:  # the whole split, every epoch
+        ds = ds.shuffle(max(split.size, 1) if split.size >= 0 else SHUFFLE_BUFFER, seed=seed,
+                        reshuffle_each_iteration=True)
     if split.arrays is None:
         ds = ds.map(lambda data, label: (tf.io.decode_image(data, channels=3,
                                                             expand_animations=False), label),

@@ -393,8 +393,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "fit_seconds_this_run": round(fit_seconds, 2),
         "history": read_history(history),
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
-                      "history": "history.csv",
-                      "tensorboard": "logs"},
+                      "history": "history.csv", "tensorboard": "logs"},
     }
     write_json(summary, os.path.join(write_dir, "summary.json"))
     if not chief:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_effnet import data as data_module
 from keras_effnet.data import (SHAPES, Augment, eval_crop, load, parse_spec, synthetic,
                                train_crop, write_image_folder)
 
@@ -82,6 +83,19 @@ def test_workers_read_disjoint_shares_of_the_files(tmp_path):
     assert parts[0] and parts[1] and not parts[0] & parts[1]
     with pytest.raises(ValueError, match=r"shard=\(2, 2\); accepted: \(count, index\)"):
         load(f"folder:{tmp_path}", resolution=32, batch_size=2, shard=(2, 2))
+
+
+def test_sources_too_large_to_cache_stream_shuffled(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "CACHE_BYTES", 0)
+    _write_folder(tmp_path / "folder", per_class=10)  # 30 images, class after class; 24 train
+    data = load(f"folder:{tmp_path / 'folder'}", resolution=32, batch_size=1)
+    epochs = [[int(y.argmax()) for _, y in data.train.as_numpy_iterator()] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == [0] * 8 + [1] * 8 + [2] * 8
+    assert epochs[0] != sorted(epochs[0]) and epochs[0] != epochs[1]  # shuffled, each epoch
+    images, labels = synthetic(20, 40, num_classes=4, seed=5)
+    _write_tfrecords(tmp_path, images, labels, offset=0)
+    data = load(f"tfrecord:{tmp_path}/train-*", resolution=32, batch_size=1)
+    assert sum(1 for _ in data.train) == 16 and sum(1 for _ in data.validation) == 4
 
 
 def test_folder_with_train_and_validation_subfolders(tmp_path):

@@ -99,8 +99,8 @@ def test_uint8_model_takes_raw_pixels(trained, tmp_path):
 @pytest.mark.parametrize("variant", TRAINED_VARIANTS)
 def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_property):
     model = _trained_model(trained, variant)
-    # two QAT epochs on the float model's training images (60 steps), ranges started from them
-    qat = fine_tune(model, SHORT_DATA, epochs=2, verbose=0)
+    # one QAT epoch on the float model's training images (30 steps), ranges started from them
+    qat = fine_tune(model, SHORT_DATA, epochs=1, verbose=0)
     assert is_quantization_aware(qat) and qat.effnet_config == model.effnet_config
     names = {layer.name for layer in qat.layers}
     assert {"quant_rescaling", "quant_top_activation"} <= names

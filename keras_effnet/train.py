@@ -199,6 +199,34 @@ def zero_init(model: keras.Model, config: ModelConfig) -> None:
         kernel.assign(keras.ops.zeros_like(kernel))
 
 
+class _ReferenceEMA:
+    """The reference's weight average (`tf.train.ExponentialMovingAverage` with num_updates):
+    at update n the decay is min(ema_decay, (1 + n) / (10 + n)), so the average follows the
+    weights from the start. Keras's own EMA uses the full decay from step 2: with 0.9999 its
+    average stays near the initial weights for ~10 000 steps, all of a short run. The first
+    update copies the weights (Keras starts the average at zero)."""
+
+    def _update_model_variables_moving_average(self, trainable_variables: Any) -> None:
+        if not self.use_ema:
+            return
+        n = keras.ops.cast(self.iterations + 1, "float32")
+        decay = keras.ops.where(self.iterations == 0, 0.0,
+                                keras.ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n)))
+        for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                d = keras.ops.cast(decay, var.dtype)
+                average.assign(d * average + (1 - d) * var)
+
+
+def _with_reference_ema(base: type) -> type:
+    return keras.saving.register_keras_serializable(package="keras_effnet")(
+        type(base.__name__, (_ReferenceEMA, base), {"__doc__": base.__doc__}))
+
+
+RMSprop, SGD, AdamW = map(_with_reference_ema, (keras.optimizers.RMSprop, keras.optimizers.SGD,
+                                                keras.optimizers.AdamW))
+
+
 def make_optimizer(recipe: Recipe, global_batch: int, steps_per_epoch: int, epochs: int,
                    model: keras.Model) -> keras.optimizers.Optimizer:
     """The recipe's optimizer and schedule; sets up its weight decay on `model`."""
@@ -208,16 +236,16 @@ def make_optimizer(recipe: Recipe, global_batch: int, steps_per_epoch: int, epoc
                               int(recipe.decay_epochs * steps_per_epoch))
     ema = {"use_ema": recipe.ema_decay is not None, "ema_momentum": recipe.ema_decay or 0.99}
     if recipe.optimizer == "adam":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, **ema)
+        optimizer = AdamW(schedule, weight_decay=recipe.weight_decay, **ema)
         optimizer.exclude_from_weight_decay(var_list=[
             v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
             for v in layer.trainable_weights])
         return optimizer
     apply_weight_decay(model, recipe.weight_decay)
     if recipe.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(schedule, rho=recipe.rmsprop_rho,
-                                        momentum=recipe.momentum, epsilon=recipe.epsilon, **ema)
-    return keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True, **ema)
+        return RMSprop(schedule, rho=recipe.rmsprop_rho, momentum=recipe.momentum,
+                       epsilon=recipe.epsilon, **ema)
+    return SGD(schedule, momentum=recipe.momentum, nesterov=True, **ema)
 
 
 class HistoryCSV(keras.callbacks.Callback):

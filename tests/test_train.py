@@ -195,6 +195,24 @@ def test_paper_recipe_as_published():
     expected = 1e-5 / 2 * sum(float(np.sum(np.square(v.numpy()))) for v in others)
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4) and bn
 
+@pytest.mark.parametrize("recipe", [Recipe.paper(), Recipe.named("short", ema_decay=0.999)])
+def test_ema_follows_the_reference_decay(recipe):
+    """min(decay, (1 + n) / (10 + n)) at update n, as tf.train.ExponentialMovingAverage with
+    num_updates: the average tracks a short run instead of staying at the initial weights."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
+    opt = make_optimizer(recipe, 256, 10, 1, model)
+    (kernel,) = model.trainable_weights
+    opt.build([kernel])
+    average = None
+    for n in range(1, 6):
+        opt.apply_gradients([(keras.ops.ones_like(kernel), kernel)])
+        decay = 0.0 if n == 1 else min(recipe.ema_decay, (1 + n) / (10 + n))
+        average = kernel.numpy() if average is None else (
+            decay * average + (1 - decay) * kernel.numpy())
+    opt.finalize_variable_values([kernel])  # what fit does at its end: the average goes in
+    np.testing.assert_allclose(kernel.numpy(), average, rtol=1e-5)
+
+
 def test_adam_weight_decay_is_decoupled_and_spares_batch_norm():
     model = keras_effnet.build("lite0", num_classes=4, input_shape=(32, 32, 3))
     recipe = Recipe.named("short", weight_decay=0.1)

@@ -32,8 +32,10 @@ flags.DEFINE_list("phi", None, "compound coefficient(s) φ, comma-separated for 
 flags.DEFINE_string("base", "efficientnet", "base network for φ: efficientnet or lite")
 flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's 224; "
                      f"quickstart: {QUICKSTART_DEFAULTS['base_resolution']})")
-flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's)")
-flags.DEFINE_integer("num_classes", 1000, "classifier outputs")
+flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's; "
+                     "eval: must equal the model's)")
+flags.DEFINE_integer("num_classes", 1000, "classifier outputs (build; train takes the data's "
+                     "class count, and a --num_classes given must equal it)")
 flags.DEFINE_string("weights", None, "keras.applications-format weights file to load")
 flags.DEFINE_bool("skip_head", False, "with --weights: leave the classifier freshly initialised")
 flags.DEFINE_string("out", None, "where to write the model (.keras) for build")

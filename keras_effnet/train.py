@@ -160,7 +160,8 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
 
 
 def precision_policy(mixed_precision: str) -> str:
-    """'auto' is float16 on GPUs, bfloat16 on TPUs and none (float32) on CPUs."""
+    """'auto' is float16 on GPUs, bfloat16 on TPUs and none (float32) on CPUs (most CPUs
+    emulate bfloat16 arithmetic; pass 'bfloat16' on one with AVX512-BF16/AMX)."""
     if mixed_precision == "auto":
         if tf.config.list_logical_devices("TPU"):
             return PRECISIONS["bfloat16"]
@@ -365,13 +366,13 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     config = dataclasses.replace(config, bn_synchronized=replicas > 1)
     workers, worker_index = _worker(dist)
     chief = worker_index == 0
-    _prepare_out(out)
-    # Non-chief workers write their copies where nobody reads them (collectives need them all).
-    write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
     keras.utils.set_random_seed(seed)
     dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
                    augment=Augment(recipe.crop_area_min, recipe.randaugment),
                    shard=(workers, worker_index), num_classes=num_classes)
+    _prepare_out(out)  # after the data checks: bad data leaves no folder behind
+    # Non-chief workers write their copies where nobody reads them (collectives need them all).
+    write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
     steps = dataset.train_size // batch_size if dataset.train_size > 0 else None
     if steps is None:
         steps = sum(1 for _ in dataset.train)

@@ -62,6 +62,9 @@ def test_build_saves_a_loadable_model(tmp_path):
     (["build", "--variant=b9"], "unknown variant 'b9'; did you mean 'b7'"),
     (["frobnicate"], "usage: effnet {build|profile"),
     (["build", "--variant=b0", "--out=/nonexistent/dir/m.keras"], "output folder does not exist"),
+    (["train", "--variant=lite0", "--resolution=32", "--num_classes=3", "--batch_size=8",
+      "--data=synthetic?train=16&validation=8", "--out=/nonexistent/never/written"],
+     "has 10 classes but num_classes=3; they must agree"),
 ])
 def test_cli_errors_are_clear(args, message):
     result = effnet(*args)

@@ -323,6 +323,27 @@ def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     return (len(tasks), tasks.index(me)) if me in tasks else (1, 0)
 
 
+def _claim_backup(backup: str, settings: dict[str, Any]) -> None:
+    """Mark `backup` as this run's, or check that the unfinished run in it had these settings:
+    resuming another run's checkpoint (other data, model or epochs) would go on silently with
+    the wrong weights and schedule."""
+    settings = json.loads(json.dumps(settings, default=str))  # the form it takes in the file
+    path = os.path.join(backup, "run.json")
+    checkpointed = os.path.isdir(backup) and set(os.listdir(backup)) - {"run.json"}
+    if checkpointed and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        changed = sorted(k for k in settings.keys() | previous.keys()
+                         if settings.get(k) != previous.get(k))
+        if changed:
+            raise ValueError(f"{backup!r} holds an unfinished run with other settings "
+                             f"({', '.join(changed)} differ): rerun that run's command to resume "
+                             "it, or delete the folder to start over")
+        return
+    os.makedirs(backup, exist_ok=True)
+    write_json(settings, path)
+
+
 def _prepare_out(out: str) -> None:
     try:
         os.makedirs(out, exist_ok=True)
@@ -395,7 +416,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
             out, f"backup_{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
-        os.makedirs(backup, exist_ok=True)
+        _claim_backup(backup, {
+            "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
+            "data": str(dataset.spec), "epochs": epochs, "global_batch_size": batch_size,
+            "resolution": resolution, "mixed_precision": policy, "seed": seed})
         history = os.path.join(write_dir, "history.csv")
         # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
         # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).

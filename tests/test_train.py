@@ -166,6 +166,20 @@ def test_unwritable_output(tmp_path):
               resolution=32, out=str(blocker / "run"))
 
 
+def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path):
+    """(The same command resumes: the killed-run test.)"""
+    args = dict(data="synthetic?train=16&validation=8", epochs=1, batch_size=8, resolution=32,
+                out=str(tmp_path), verbose=0)
+    # an unfinished run of 3 epochs left a checkpoint, as a killed run does
+    os.makedirs(tmp_path / "backup")
+    (tmp_path / "backup" / "run.json").write_text(json.dumps({"epochs": 3}))
+    (tmp_path / "backup" / "training_metadata.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"holds an unfinished run with other settings \(.*"
+                                         r"epochs.*\): rerun that run's command"):
+        train("lite0", **args)
+    assert (tmp_path / "backup" / "run.json").read_text() == json.dumps({"epochs": 3})
+
+
 def test_evaluate_rejects_mismatched_classes_and_resolution(tmp_path):
     keras_effnet.save_model(keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3)),
                             tmp_path / "m.keras")

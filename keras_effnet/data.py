@@ -405,16 +405,15 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
     # Too large to cache: shuffle the file names fully first (a folder lists one class after
     # another), the records through a buffer after reading.
     stream_shuffle = training and not cached
-    if split.arrays is not None:
-        ds = tf.data.Dataset.from_tensor_slices(split.arrays)
+    if not split.records:  # in-memory images, or file names to read
+        ds = tf.data.Dataset.from_tensor_slices(
+            split.arrays if split.arrays is not None else (split.files, split.labels))
         ds = ds.shard(*shard) if shard else ds
-    elif split.files:
-        ds = tf.data.Dataset.from_tensor_slices((split.files, split.labels))
-        ds = ds.shard(*shard) if shard else ds
-        if stream_shuffle:
-            ds = ds.shuffle(len(split.files), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(lambda path, label: (tf.io.read_file(path), label),
-                    num_parallel_calls=autotune)
+        if split.files:
+            if stream_shuffle:
+                ds = ds.shuffle(len(split.files), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.map(lambda path, label: (tf.io.read_file(path), label),
+                        num_parallel_calls=autotune)
     else:
         records = tf.data.Dataset.from_tensor_slices(split.records)
         by_file = shard and len(split.records) >= shard[0]

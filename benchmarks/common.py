@@ -17,13 +17,21 @@ import sys
 from typing import Any, Sequence
 
 
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_int8", "amx_bf16", "asimddp", "i8mm")
+
+
 def machine() -> dict[str, Any]:
     """CPU model, core count and library versions: a figure means little without them."""
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                          if ":" in line)
+        cpu = fields.get("model name", cpu).strip()
+        # the instruction sets int8 and float kernels depend on (int8 dot products: *vnni)
+        flags = sorted(set(fields.get("flags", "").split()) & set(CPU_FLAGS))
+    except OSError:
         pass
     gpus: list[str] = []
     if "tensorflow" in sys.modules:  # do not pay TensorFlow's import for a pure-Python benchmark
@@ -37,7 +45,8 @@ def machine() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cpu_flags": flags,
+            "cores": os.cpu_count(),
             "gpus": gpus, **versions,
             "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             "python": platform.python_version()}
@@ -66,7 +75,8 @@ def write_results(results_dir: str, name: str, rows: Sequence[dict[str, Any]], m
     info = machine()
     md_path = os.path.join(results_dir, f"{name}.md")
     json_path = os.path.join(results_dir, f"{name}.json")
-    header = (f"<!-- {name}: {info['date']}, {info['cpu']} ({info['cores']} cores)"
+    header = (f"<!-- {name}: {info['date']}, {info['cpu']} ({info['cores']} cores; "
+              f"{' '.join(info['cpu_flags']) or 'no AVX2/VNNI flags'})"
               f"{', GPUs: ' + ', '.join(info['gpus']) if info['gpus'] else ''}, "
               f"Keras {info.get('keras', '?')} on {info['keras_backend']}"
               f"{' ' + info[info['keras_backend']] if info['keras_backend'] in info else ''} -->\n")

@@ -21,8 +21,8 @@ import numpy as np
 
 from keras_effnet.artifacts import check_writable_dir, write_json
 from keras_effnet.export.qat import fine_tune, is_quantization_aware, quantization_aware
-from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
-                                        float32_twin, input_size)
+from keras_effnet.export.graph import Traced, input_size, traced, using
+from keras_effnet.export.tflite import IO_DTYPES, QUANTIZE_MODES, calibration_images, convert
 from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
 
 
@@ -77,6 +77,11 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
     return report
 
 
+def _reference(model: Any) -> Any:
+    """The Keras model an artifact is verified against (a traced model's float32 model)."""
+    return model.model if isinstance(model, Traced) else model
+
+
 def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
               representative_data: Any = None, calibration_steps: int = 100,
               io_dtype: str = "float32", verify_data: Any = None, verify_count: int = 64,
@@ -84,6 +89,7 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
               thresholds: dict[str, float | None] | None = None) -> dict[str, Any]:
     """Convert to TFLite (none | float16 | dynamic | int8), verify, write; return the report.
 
+    `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
     `representative_data` (int8): array of images, tf.data.Dataset, or a data spec.
     `verify_data`: images, (images, labels), or a data spec (its labels give accuracies);
     default: the representative data, else seeded random pixels.
@@ -93,33 +99,48 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
         raise ValueError(f"TFLite path {path!r} must end in .tflite")
     check_writable_dir(path)
     flatbuffer = convert(model, quantize, representative_data, calibration_steps, io_dtype)
-    return _finish(flatbuffer, path, model, quantize,
+    return _finish(flatbuffer, path, _reference(model), quantize,
                    verify_data if verify_data is not None else representative_data,
                    verify_count, labels, num_threads, thresholds,
                    {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype})
 
 
+def onnx_model(model: Any, opset: int = 17) -> Any:
+    """The ONNX ModelProto of `model` (or of a traced model): its frozen serving function
+    through tf2onnx, one input `image` (float32 pixels, any batch)."""
+    import tf2onnx
+
+    if not isinstance(opset, int) or not 13 <= opset <= 18:
+        raise ValueError(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
+    with using(model) as graph:
+        graph_def, image, outputs = graph.frozen_graph()
+    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[image],
+                                              output_names=[t for t, _ in outputs], opset=opset)
+    if len(proto.graph.input) != 1:
+        raise RuntimeError(f"tf2onnx produced {len(proto.graph.input)} graph inputs; expected 1")
+    renames = {image: "image", **dict(outputs)}  # tensor names -> the model's names
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.name = renames.get(value.name, value.name)
+    for node in proto.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    return proto
+
+
 def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data: Any = None,
             verify_count: int = 64, labels: list[str] | None = None, num_threads: int = 2,
             thresholds: dict[str, float | None] | None = None) -> dict[str, Any]:
-    """Convert with tf2onnx (variables frozen, one input, dynamic batch), verify, write."""
-    import tensorflow as tf
-    import tf2onnx
+    """Convert with tf2onnx (variables frozen, one input, dynamic batch), verify, write.
 
+    `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
+    """
     path = os.fspath(path)
     if not path.endswith(".onnx"):
         raise ValueError(f"ONNX path {path!r} must end in .onnx")
-    if not isinstance(opset, int) or not 13 <= opset <= 18:
-        raise ValueError(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
     check_writable_dir(path)
-    model = float32_twin(model)
-    shape = input_size(model)
-    spec = [tf.TensorSpec((None, *shape), tf.float32, name="image")]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
-    if len(proto.graph.input) != 1:
-        raise RuntimeError(f"tf2onnx produced {len(proto.graph.input)} graph inputs; expected 1")
-    return _finish(proto.SerializeToString(), path, model, "none", verify_data, verify_count,
-                   labels, num_threads, thresholds, {"format": "onnx", "opset": opset})
+    proto = onnx_model(model, opset)
+    return _finish(proto.SerializeToString(), path, _reference(model), "none", verify_data,
+                   verify_count, labels, num_threads, thresholds, {"format": "onnx", "opset": opset})
 
 
 def to_saved_model(model: Any, path: str | os.PathLike) -> str:
@@ -130,7 +151,8 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     parent = check_writable_dir(path)
     staged = tempfile.mkdtemp(prefix=".staged-", dir=parent)
     try:
-        float32_twin(model).export(staged, format="tf_saved_model", verbose=False)
+        with using(model) as graph:
+            shutil.copytree(graph.saved_model, staged, dirs_exist_ok=True)
         if os.path.exists(path):
             shutil.rmtree(path)
         os.replace(staged, path)
@@ -140,6 +162,6 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "VerificationError", "fine_tune",
-           "is_quantization_aware", "metadata", "quantization_aware", "to_onnx", "to_saved_model",
-           "to_tflite", "verify"]
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "Traced", "VerificationError",
+           "fine_tune", "is_quantization_aware", "metadata", "onnx_model", "quantization_aware",
+           "to_onnx", "to_saved_model", "to_tflite", "traced", "verify"]

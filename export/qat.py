@@ -3,7 +3,8 @@
 TFMOT rejects Keras 3 models, so `quantization_aware` rebuilds the model's config with
 `tf_keras.layers` (the same `assemble` that built it), copies the weights by layer name and
 inserts TFMOT's fake-quant ops. TFMOT has no QuantizeConfig for the two layers EfficientNet needs
-besides convs: the input `Rescaling` and the squeeze-excite `Multiply`; both get an output-only
+besides convs: the input `Rescaling` (rebuilt as `RowRescaling`, as for every converted graph:
+`keras_effnet.export.graph`) and the squeeze-excite `Multiply`; both get an output-only
 8-bit quantizer here (their int8 kernels need only an output range). Swish and sigmoid are
 separate `Activation` layers, which TFMOT's default registry quantizes after swish and leaves to
 TFLite's fixed-range int8 LOGISTIC after sigmoid.
@@ -80,7 +81,9 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
     """
     import dataclasses
 
-    from keras_effnet.export.tflite import calibration_images, float32_twin, input_size
+    from keras_effnet.export.graph import (deployment_layers, float32_twin, input_size,
+                                           row_rescaling)
+    from keras_effnet.export.tflite import calibration_images
     from keras_effnet.model import EfficientNet, assemble
 
     if not isinstance(model, EfficientNet):
@@ -94,7 +97,7 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
 
     # Synchronised BN would not match TFMOT's conv+BN patterns; the QAT twin is single-device BN.
     config = dataclasses.replace(model.effnet_config, bn_synchronized=False)
-    inputs, outputs = assemble(config, model.build_options, tf_keras.layers)
+    inputs, outputs = assemble(config, model.build_options, deployment_layers(tf_keras.layers))
     twin = tf_keras.Model(inputs, outputs, name=model.name)
     for layer in twin.layers:
         if layer.weights:
@@ -107,12 +110,13 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
     output_config = _output_quantize_config()
 
     def annotate(layer: Any) -> Any:
-        if isinstance(layer, (tf_keras.layers.Rescaling, tf_keras.layers.Multiply)):
+        if isinstance(layer, (row_rescaling(tf_keras.layers), tf_keras.layers.Multiply)):
             return quantization.quantize_annotate_layer(layer, output_config())
         return quantization.quantize_annotate_layer(layer)
 
     annotated = tf_keras.models.clone_model(twin, clone_function=annotate)
-    with quantization.quantize_scope({"OutputQuantizeConfig": output_config}):
+    with quantization.quantize_scope({"OutputQuantizeConfig": output_config,
+                                      "RowRescaling": row_rescaling(tf_keras.layers)}):
         qat = quantization.quantize_apply(annotated)
     qat.effnet_config, qat.build_options = config, model.build_options
     if images is not None:
@@ -167,7 +171,7 @@ def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
     the fitted QAT model (convert it with `to_tflite(…, quantize="int8")`).
     """
     from keras_effnet.data import Augment, load
-    from keras_effnet.export.tflite import input_size
+    from keras_effnet.export.graph import input_size
     from keras_effnet.train import Recipe
 
     if not isinstance(epochs, int) or epochs < 1:

@@ -52,14 +52,22 @@ class TFLiteRunner:
 
 
 class ONNXRunner:
-    """An `.onnx` file in an onnxruntime CPU session (dynamic batch)."""
+    """An `.onnx` file in an onnxruntime CPU session (dynamic batch).
 
-    def __init__(self, path: str, num_threads: int = 2) -> None:
+    `num_threads` pins the intra-op pool; `spinning=False` (the default) makes its threads
+    sleep between ops instead of spinning: spinning threads compete with the caller for the
+    cores, which made 2 threads 3-4x slower than 1 on a 2-core machine (BUILD_NOTES.md).
+    On a dedicated many-core server, `spinning=True` can shave the wake-up latency.
+    """
+
+    def __init__(self, path: str, num_threads: int = 2, spinning: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         "1" if spinning else "0")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 

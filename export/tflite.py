@@ -10,43 +10,14 @@ the Keras model itself: its fake-quant ranges are kept, the representative image
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any, Iterable
 
 import numpy as np
 
+from keras_effnet.export.graph import Traced, input_size, using
+
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
-
-
-def float32_twin(model: Any) -> Any:
-    """The same model with a float32 policy (weights copied); the model itself if it is one."""
-    import keras
-
-    from keras_effnet.model import EfficientNet
-
-    if all(getattr(layer, "compute_dtype", "float32") == "float32" for layer in model.layers
-           if layer.name != "image"):
-        return model
-    if not isinstance(model, EfficientNet):
-        raise ValueError("a mixed-precision model converts only when it is a keras_effnet "
-                         "EfficientNet (rebuilt in float32 from its config)")
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        twin = EfficientNet(model.effnet_config, model.build_options, name=model.name)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    twin.set_weights(model.get_weights())
-    return twin
-
-
-def input_size(model: Any) -> tuple[int, int, int]:
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(shape) != 3 or None in shape:
-        raise ValueError(f"export needs a fixed input size; the model takes {shape}. Build it "
-                         "with input_shape=(H, W, 3)")
-    return shape  # type: ignore[return-value]
 
 
 def calibration_images(representative_data: Any, shape: tuple[int, int, int],
@@ -100,17 +71,14 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
     if quantization_aware and quantize != "int8":
         raise ValueError(f"a quantization-aware model converts with quantize='int8' only "
                          f"(got {quantize!r}); export the float model for the other modes")
-    model = float32_twin(model)
-    shape = input_size(model)
-    images = (calibration_images(representative_data, shape, calibration_steps)
-              if quantize == "int8" else None)
+    reference = model.model if isinstance(model, Traced) else model
+    images = (calibration_images(representative_data, input_size(reference), calibration_steps)
+              if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         return _configure(converter, quantize, images, io_dtype).convert()
-
-    with tempfile.TemporaryDirectory(prefix="effnet-savedmodel-") as saved:
-        model.export(saved, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    with using(model) as graph:
+        converter = tf.lite.TFLiteConverter.from_saved_model(graph.saved_model)
         return _configure(converter, quantize, images, io_dtype).convert()
 
 

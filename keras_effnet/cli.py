@@ -226,11 +226,12 @@ def cmd_quickstart() -> None:
                                                      "representative_data": data}),
             (export.to_onnx, "model.onnx", {})]
     reports = []
-    for convert, name, kwargs in jobs:
-        try:
-            reports.append(convert(model, os.path.join(out, name), **kwargs, **common))
-        except export.VerificationError as failed:  # reported in the table, not written
-            reports.append({**failed.report, "artifact": name})
+    with export.traced(model) as graph:  # one trace and SavedModel for the three artifacts
+        for convert, name, kwargs in jobs:
+            try:
+                reports.append(convert(graph, os.path.join(out, name), **kwargs, **common))
+            except export.VerificationError as failed:  # reported in the table, not written
+                reports.append({**failed.report, "artifact": name})
     finished = time.monotonic()
     print("[quickstart] 4/4 report")
     scores = summary["validation"]

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -81,11 +82,20 @@ def synthetic(num_images: int, resolution: int, *, num_classes: int = 10, seed: 
               split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Draw `num_images` RGB images (uint8, resolution²) of `num_classes` shape classes.
 
+    The arrays are drawn once per process for each set of arguments and handed out as copies.
+
     Each image: a background of random colour and gradient, 0–3 clutter strokes, one shape of
     random colour (kept in contrast with the background), size (44–68 % of the image), position,
     rotation and aspect jitter, then Gaussian pixel noise. Deterministic for (seed, split);
     labels are balanced. A linear classifier on the pixels stays near chance (BUILD_NOTES.md).
     """
+    images, labels = _draw(num_images, resolution, num_classes, seed, split)
+    return images.copy(), labels.copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _draw(num_images: int, resolution: int, num_classes: int, seed: int,
+          split: str) -> tuple[np.ndarray, np.ndarray]:
     if not 2 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes={num_classes!r}; the synthetic set has 2 to "
                          f"{len(SHAPES)} classes")
@@ -521,10 +531,11 @@ def examples(spec: str | DataSpec, resolution: int, count: int, split: str = "va
     if not isinstance(resolution, int) or resolution < 8:
         raise ValueError(f"resolution={resolution!r}; accepted: an integer >= 8")
     splits, class_names, _ = _open(spec, resolution)
-    ds = _pipeline(splits[split], spec, training=False, resolution=resolution, batch_size=1,
+    batch = max(1, min(count, 64))
+    ds = _pipeline(splits[split], spec, training=False, resolution=resolution, batch_size=batch,
                    num_classes=len(class_names), augment=Augment(), seed=seed)
-    pairs = list(ds.take(count).as_numpy_iterator())
+    pairs = list(ds.take(-(-count // batch)).as_numpy_iterator())
     if not pairs:
         raise ValueError(f"data {str(spec)!r} yielded no {split} images")
-    images = np.concatenate([x for x, _ in pairs]).astype("float32")
-    return images, np.concatenate([y.argmax(-1) for _, y in pairs])
+    images = np.concatenate([x for x, _ in pairs])[:count].astype("float32")
+    return images, np.concatenate([y.argmax(-1) for _, y in pairs])[:count]

@@ -1,0 +1,153 @@
+"""int8 and QAT files, structurally, on a tiny model that keeps the hard parts (SE + swish).
+
+What the graph must hold is checked on φ = −4 at 32 px (seconds to convert): builtin ops only,
+no float op between the input QUANTIZE and the output DEQUANTIZE, the int8 file's size, the
+QAT file's op list equal to the PTQ file's, QAT's quantize configs and range start, and the
+one-trace export path giving the same bytes as separate exports. Accuracy after quantization
+is checked on the trained lite0 of the main job (test_quantization.py).
+"""
+
+import collections
+
+import keras
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet.export import quantization_aware, to_onnx, to_tflite, traced
+from keras_effnet.export.runtime import TFLiteRunner
+from keras_effnet.export.tflite import convert
+
+RES = 32
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A φ = −4 EfficientNet (SE + swish) at 32 px, 10 classes, and calibration images."""
+    model = keras_effnet.build(phi=-4, input_shape=(RES, RES, 3), num_classes=10)
+    images = np.random.default_rng(0).uniform(0, 255, (16, RES, RES, 3)).astype("float32")
+    return model, images
+
+
+@pytest.fixture(scope="module")
+def files(tiny, tmp_path_factory):
+    """fp32, int8 PTQ and int8 QAT flatbuffers of the tiny model (the QAT twin fitted 1 step)."""
+    model, images = tiny
+    qat = quantization_aware(model, images)
+    labels = keras.utils.to_categorical(np.arange(len(images)) % 10, 10)
+    qat.fit(images, labels, batch_size=len(images), epochs=1, verbose=0)
+    return {"fp32": convert(model), "ptq": convert(model, "int8", images, len(images)),
+            "qat": convert(qat, "int8", images, len(images)), "qat_model": qat}
+
+
+def ops_of(flatbuffer):
+    """[(op name, input dtypes, output dtypes)] of a flatbuffer, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(  # no delegate: the file's own ops, not XNNPACK's partitions
+        model_content=flatbuffer,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    return [(op["op_name"], [dtypes[i] for i in op["inputs"] if i >= 0],
+             [dtypes[i] for i in op["outputs"]]) for op in interpreter._get_ops_details()]
+
+
+def float_ops(flatbuffer):
+    """Ops that compute in float: everything but the input QUANTIZE and output DEQUANTIZE
+    touching a float tensor."""
+    found = []
+    for name, inputs, outputs in ops_of(flatbuffer):
+        floats = [d for d in inputs + outputs if d.startswith("float")]
+        if floats and name not in ("QUANTIZE", "DEQUANTIZE"):
+            found.append((name, inputs, outputs))
+        if name == "QUANTIZE" and outputs[0].startswith("float"):
+            found.append((name, inputs, outputs))
+        if name == "DEQUANTIZE" and inputs[0].startswith("float"):
+            found.append((name, inputs, outputs))
+    return found
+
+
+def test_ptq_int8_is_integer_builtin_and_small(files):
+    ops = ops_of(files["ptq"])
+    names = collections.Counter(name for name, _, _ in ops)
+    assert not any("FLEX" in name or name == "CUSTOM" for name in names), names
+    assert names["QUANTIZE"] == 1 and names["DEQUANTIZE"] == 1, names
+    assert names["LOGISTIC"] > 0 and names["MEAN"] > 0, names  # swish and the SE squeeze
+    assert float_ops(files["ptq"]) == []
+    # tiny layers: per-channel scales and int32 biases weigh more than at full size (0.29×)
+    assert len(files["ptq"]) <= 0.45 * len(files["fp32"])
+
+
+def test_input_normalisation_broadcasts_over_rows(files):
+    """The converted graph normalises on (1, H, W·3) rows: the per-channel (3,) broadcast is
+    XNNPACK's slow path (BUILD_NOTES.md, "Latency")."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    for key in ("fp32", "ptq", "qat"):
+        interpreter = Interpreter(
+            model_content=files[key],
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
+        ops = interpreter._get_ops_details()
+        first = next(op for op in ops if op["op_name"] == "MUL")
+        assert {shapes[i] for i in first["inputs"]} >= {(1, RES, RES * 3), (RES * 3,)}, key
+        assert [op["op_name"] for op in ops][:2] in (["RESHAPE", "MUL"],
+                                                     ["QUANTIZE", "RESHAPE"]), key
+
+
+def test_qat_file_has_the_ptq_file_ops(files):
+    """QAT int8 = PTQ int8 structurally: the same op list, no float op, no extra
+    QUANTIZE/DEQUANTIZE (a requantize chain or a float island would add them)."""
+    ptq = collections.Counter(name for name, _, _ in ops_of(files["ptq"]))
+    qat = collections.Counter(name for name, _, _ in ops_of(files["qat"]))
+    assert float_ops(files["qat"]) == []
+    for name in ("QUANTIZE", "DEQUANTIZE"):
+        assert qat[name] <= ptq[name], (qat, ptq)
+    assert qat == ptq
+
+
+def test_qat_quantize_configs_and_range_start(tiny, files):
+    model, images = tiny
+    qat = files["qat_model"]
+    names = {layer.name for layer in qat.layers}
+    assert {"quant_rescaling", "quant_top_activation", "quant_block2a_se_excite"} <= names
+    # the input range starts at the float model's on the representative images
+    rescaled = keras.Model(model.inputs, model.get_layer("rescaling").output)(images).numpy()
+    span = float(rescaled.max() - rescaled.min())
+    ranges = {w.name.split("/")[-1].split(":")[0]: float(w.numpy())
+              for w in qat.get_layer("quant_rescaling").weights}
+    assert ranges["output_min"] == pytest.approx(min(0.0, rescaled.min()), abs=0.1 * span)
+    assert ranges["output_max"] == pytest.approx(max(0.0, rescaled.max()), abs=0.1 * span)
+
+
+def onnx_content(path):
+    """An ONNX file's op sequence and constants (tf2onnx numbers node names per process)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    constants = sorted(numpy_helper.to_array(t).tobytes() for t in proto.graph.initializer)
+    return sorted(n.op_type for n in proto.graph.node), constants, [i.name for i in proto.graph.input]
+
+
+def test_one_trace_gives_the_artifacts_of_separate_exports(tiny, files, tmp_path):
+    model, images = tiny
+    with traced(model) as graph:
+        assert graph.exports == 1
+        assert convert(graph) == files["fp32"]
+        assert convert(graph, "int8", images, len(images)) == files["ptq"]
+        onnx_report = to_onnx(graph, tmp_path / "m.onnx", verify_data=images)
+        tflite_report = to_tflite(graph, tmp_path / "m.tflite", verify_data=images)
+        assert graph.exports == 1  # nothing traced again
+    separate = to_onnx(model, tmp_path / "separate.onnx", verify_data=images)
+    assert onnx_content(tmp_path / "m.onnx") == onnx_content(tmp_path / "separate.onnx")
+    assert onnx_report["max_abs_diff"] == separate["max_abs_diff"] <= 1e-4
+    assert tflite_report["max_abs_diff"] <= 1e-4
+    with pytest.raises(ValueError, match="closed"):
+        convert(graph)
+    with pytest.raises(TypeError, match="traced already"):
+        traced(graph)
+    runner = TFLiteRunner(str(tmp_path / "m.tflite"))
+    np.testing.assert_allclose(runner(images[:2]), model.predict(images[:2], verbose=0),
+                               atol=1e-5)

@@ -26,8 +26,9 @@ def machine() -> dict[str, Any]:
     cpu, flags = platform.processor() or platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:
-            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
-                          if ":" in line)
+            fields = {key.strip(): value for key, value in (
+                line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                if ":" in line)}
         cpu = fields.get("model name", cpu).strip()
         # the instruction sets int8 and float kernels depend on (int8 dot products: *vnni)
         flags = sorted(set(fields.get("flags", "").split()) & set(CPU_FLAGS))

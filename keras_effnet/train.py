@@ -29,7 +29,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_effnet.artifacts import save_model, write_json
+from keras_effnet.artifacts import atomic_path, save_model, write_json
 from keras_effnet.data import Augment, load
 from keras_effnet.model import build
 from keras_effnet.scaling import ModelConfig, scale
@@ -295,6 +295,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.path, self.monitor, self.best = path, monitor, -math.inf
         self.score_path, self._begun = os.path.splitext(path)[0] + ".json", False
+        self._twin: Any = None
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         resumed = epoch > 0 and not self._begun  # BackupAndRestore skipped finished epochs
@@ -307,8 +308,33 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
-            save_model(self.model, self.path)
+            save_model(self._without_optimizer(), self.path)
             write_json({"epoch": epoch, self.monitor: self.best}, self.score_path)
+
+    def _without_optimizer(self) -> Any:
+        """An uncompiled copy of the model holding its current weights: a `.keras` file of
+        the weights only (the backup keeps the optimizer state for resuming), a third of
+        the compiled model's with Adam's two moments."""
+        if self._twin is None:
+            self._twin = type(self.model)(self.model.effnet_config, self.model.build_options,
+                                          name=self.model.name)
+        self._twin.set_weights(self.model.get_weights())
+        return self._twin
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose one checkpoint is overwritten in place atomically (a temporary
+    file renamed over it) instead of copying the previous one aside first
+    (`double_checkpoint`): a kill mid-write leaves the last complete checkpoint, at half the
+    bytes written per epoch. Overrides Keras's private `_save_model` (the keras_private test
+    guards the names it uses)."""
+
+    def _save_model(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path) as staged:
+            self.model.save_weights(staged)
+        write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
+                   self._training_metadata_path)
 
 
 def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
@@ -424,7 +450,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
         # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
         callbacks = [HistoryCSV(history),
-                     keras.callbacks.BackupAndRestore(backup, double_checkpoint=True)]
+                     Backup(backup)]
         if recipe.ema_decay is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks += [BestCheckpoint(os.path.join(write_dir, "best.keras")),

@@ -38,13 +38,15 @@ def effnet(*args, cwd=None, timeout=300):
                           timeout=timeout, check=False)
 
 
-def trained_variant(variant):
+def trained_variant(variant, *marks):
     """A test parameter for a variant that uses `trained(variant)`: under pytest-xdist all such
     tests run in one worker (`--dist loadgroup`), which trains that variant once."""
-    return pytest.param(variant, marks=pytest.mark.xdist_group(f"trained-{variant}"))
+    return pytest.param(variant, marks=[pytest.mark.xdist_group(f"trained-{variant}"), *marks])
 
 
-TRAINED_VARIANTS = [trained_variant("lite0"), trained_variant("b0")]
+# lite0 is the main job's model (default tier); the trained b0 runs in the `large` tier only
+# (`make test-large`): SE + swish structure is checked on a tiny model in the default tier.
+TRAINED_VARIANTS = [trained_variant("lite0"), trained_variant("b0", pytest.mark.large)]
 
 
 @pytest.fixture(scope="session")

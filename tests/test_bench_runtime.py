@@ -1,6 +1,7 @@
 """Smoke tests of benchmarks/latency.py and benchmarks/memory.py on a tiny configuration.
 
-Each script runs as a subprocess, as a user runs it. To stay inside the suite's time budget the
+Each script runs as a subprocess, as a user runs it; the runs are in the `large` tier
+(`make test-large`), `--help` in the default one. To stay inside the suite's time budget the
 latency run and the Keras half of the memory run go side by side (the latency run exports the
 .tflite files), then the TFLite half of the memory run reuses those files. Assertions are
 about content, never about wall-clock time.
@@ -58,6 +59,7 @@ def runs(tmp_path_factory):
             "artifacts": artifacts, "outputs": outputs}
 
 
+@pytest.mark.large
 def test_latency_writes_every_requested_mode(runs):
     result = _load(runs["latency"], "latency")
     assert os.path.getsize(os.path.join(runs["latency"], "latency.png")) > 1000
@@ -77,6 +79,7 @@ def test_latency_writes_every_requested_mode(runs):
     assert "[latency" in runs["outputs"]["latency"]  # a progress line per stage
 
 
+@pytest.mark.large
 def test_memory_rows_are_positive_and_int8_is_lighter(runs):
     keras_rows = _load(runs["mem_keras"], "memory")["rows"]
     tflite_rows = _load(runs["mem_tflite"], "memory")["rows"]

@@ -16,6 +16,7 @@ def bench(*args, timeout=300):
                           cwd=ROOT, timeout=timeout, check=False)
 
 
+@pytest.mark.large
 def test_train_throughput_tiny_run(tmp_path):
     result = bench("--resolution=32", "--batch_size=4", "--steps=2", "--warmup=1",
                    "--repeats=1", "--num_classes=10", f"--results={tmp_path}")

@@ -7,11 +7,11 @@ its PTQ accuracy moved by −2.1 to +1.7 points between identical runs; on 2 000
 error of a difference is ~0.5 point.
 """
 
+import collections
 import functools
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 
@@ -35,6 +35,16 @@ def held_out(resolution):
 
 def _accuracy(model, images, labels):
     return float(np.mean(model.predict(images, batch_size=64, verbose=0).argmax(-1) == labels))
+
+
+def op_counts(path):
+    """How many of each op a .tflite file holds (without XNNPACK's partitions)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
 
 
 def _trained_model(trained, variant):
@@ -102,18 +112,7 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
     # one QAT epoch on the float model's training images (30 steps), ranges started from them
     qat = fine_tune(model, SHORT_DATA, epochs=1, verbose=0)
     assert is_quantization_aware(qat) and qat.effnet_config == model.effnet_config
-    names = {layer.name for layer in qat.layers}
-    assert {"quant_rescaling", "quant_top_activation"} <= names
-    if variant == "b0":
-        assert "quant_block2a_se_excite" in names  # the SE gate has its own QuantizeConfig
-    # The input range started from the float model's (not TFMOT's [-6, 6]) and stayed there.
-    images, _ = examples(SHORT_DATA, model.input_shape[1], 128, split="train")
-    rescaled = keras.Model(model.inputs, model.get_layer("rescaling").output)(images).numpy()
-    span = float(rescaled.max() - rescaled.min())
-    ranges = {w.name.split("/")[-1].split(":")[0]: float(w.numpy())
-              for w in qat.get_layer("quant_rescaling").weights}
-    assert ranges["output_min"] == pytest.approx(min(0.0, rescaled.min()), abs=0.1 * span)
-    assert ranges["output_max"] == pytest.approx(max(0.0, rescaled.max()), abs=0.1 * span)
+    # quantize configs and the range start are checked on a tiny model (test_int8_structure)
     images, labels = held_out(model.input_shape[1])
     # to_tflite verifies against the (slow) fake-quant Keras model on 64 images; the accuracy
     # that matters, int8 vs the float model, is measured on all 2 000 below.
@@ -128,9 +127,10 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
     record_property(f"{variant}_float_accuracy", float_accuracy)
     assert int8_accuracy >= float_accuracy - 0.02, (float_accuracy, int8_accuracy, report)
     assert report["metadata"]["config"]["name"] == f"efficientnet-{variant}"
-    ops = {d["op_name"] for d in TFLiteRunner(str(tmp_path / "qat.tflite")).interpreter
-           ._get_ops_details()}
+    ops = op_counts(tmp_path / "qat.tflite")
     assert "CONV_2D" in ops and not any("FLEX" in op for op in ops)
+    if variant == "lite0":  # the same ops as the main job's PTQ file: QAT runs as fast
+        assert ops == op_counts(trained(variant)[1] / "model_int8.tflite")
     with pytest.raises(ValueError, match=r"converts with quantize='int8' only"):
         to_tflite(qat, tmp_path / "m.tflite", quantize="float16")
     with pytest.raises(TypeError, match=r"needs a keras_effnet EfficientNet"):

@@ -19,6 +19,7 @@ from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
 from keras_effnet.export.tflite import convert
 
 RES = 32
+pytestmark = pytest.mark.xdist_group("int8-structure")  # one worker builds the files once
 
 
 @pytest.fixture(scope="module")

@@ -215,9 +215,13 @@ def build(
     bn_momentum: float = 0.99,
     classifier_activation: str | None = "softmax",
     skip_head: bool = False,
+    depth: float | None = None,
+    width: float | None = None,
+    resolution: float | None = None,
 ) -> EfficientNet:
     """Build an EfficientNet: a released variant ("b0".."b7", "lite0".."lite4"), any φ, or a
-    `ModelConfig` from `scale()`.
+    `ModelConfig` from `scale()`; or explicit `depth`/`width`/`resolution` multipliers of the
+    base (`build(width=2.0)`: width-only scaling; see `scale`).
 
     Inputs are RGB pixels in [0, 255]; the model normalises them itself unless
     `include_preprocessing=False`. `input_shape=None` means the config's resolution with the
@@ -231,13 +235,15 @@ def build(
     """
     weights_path = None if weights is None else _check_weights_argument(weights)
     if isinstance(variant, ModelConfig):
-        if phi is not None:
-            raise ValueError("pass a ModelConfig or phi, not both")
+        if phi is not None or (depth, width, resolution) != (None, None, None):
+            raise ValueError("pass a ModelConfig, or phi / depth / width / resolution; "
+                             "not both")
         config = variant
     else:
         config = scale(variant, phi=phi, alpha=alpha, beta=beta, gamma=gamma, base=base,
                        base_resolution=base_resolution, dropout_rate=dropout_rate,
-                       drop_connect_rate=drop_connect_rate, bn_momentum=bn_momentum)
+                       drop_connect_rate=drop_connect_rate, bn_momentum=bn_momentum,
+                       depth=depth, width=width, resolution=resolution)
     options = BuildOptions(num_classes=num_classes, include_top=include_top,
                            input_shape=input_shape, pooling=pooling,
                            include_preprocessing=include_preprocessing,

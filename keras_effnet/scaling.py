@@ -305,23 +305,40 @@ def scale(
     dropout_rate: float | None = None,
     drop_connect_rate: float = 0.2,
     bn_momentum: float = 0.99,
+    depth: float | None = None,
+    width: float | None = None,
+    resolution: float | None = None,
 ) -> ModelConfig:
-    """Resolve a released variant or a compound-scaling coefficient φ into a `ModelConfig`.
+    """Resolve a released variant, a compound-scaling coefficient φ, or explicit multipliers
+    into a `ModelConfig`.
 
-    Exactly one of `variant` ("b0".."b7", "lite0".."lite4") and `phi` (any real number that
-    keeps the network valid; φ < 0 scales down). For φ: depth = α^φ (each stage's repeats
-    rounded to the nearest integer, at least 1), width = β^φ (channels rounded to multiples of
-    8 as the reference does) and resolution = base_resolution·γ^φ rounded to the nearest
-    multiple of 8.
+    Exactly one of `variant` ("b0".."b7", "lite0".."lite4"), `phi` (any real number that
+    keeps the network valid; φ < 0 scales down) and the multipliers `depth`, `width`,
+    `resolution` (each > 0; those left out are 1). For φ: depth = α^φ, width = β^φ,
+    resolution = γ^φ. Either way each stage's repeats are rounded to the nearest integer (at
+    least 1), channels to multiples of 8 as the reference does, and the resolution
+    base_resolution·r to the nearest multiple of 8. `scale(width=2.0)` is width-only scaling;
+    `scale(depth=1.2, width=1.1, resolution=1.15)` is `scale(phi=1)`.
     `base_resolution` (default: the base network's 224) is the φ = 0 resolution; a variant's
     resolution is scaled by the same factor, so `scale("b3", base_resolution=112)` is B3 at 150 px.
     `dropout_rate` defaults to the variant's; for φ it grows linearly from 0.2 at φ = 0 to 0.5
     at φ = 7 (the paper's "0.2 for B0 to 0.5 for B7"), clipped to [0.2, 0.5].
     `base` is "efficientnet", "lite", a `BaseNetwork`, or a stage table (a custom base).
     """
-    if (variant is None) == (phi is None):
-        raise ValueError("pass exactly one of `variant` (e.g. 'b0', 'lite2') and `phi` "
-                         f"(a real number); got variant={variant!r}, phi={phi!r}")
+    multipliers = {k: v for k, v in (("depth", depth), ("width", width),
+                                     ("resolution", resolution)) if v is not None}
+    given = [name for name, value in (("variant", variant), ("phi", phi)) if value is not None]
+    if multipliers:
+        given.append(", ".join(multipliers))
+    if len(given) != 1:
+        raise ValueError("pass exactly one of `variant` (e.g. 'b0', 'lite2'), `phi` (a real "
+                         "number) and the multipliers depth/width/resolution; got "
+                         f"variant={variant!r}, phi={phi!r}, "
+                         + ", ".join(f"{k}={v!r}" for k, v in multipliers.items()))
+    for label, value in multipliers.items():
+        if not _is_real(value) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{label}={value!r}; accepted: a finite multiplier > 0 (1 keeps "
+                             "the base network's)")
     base_net = _resolve_base(base)
     res0 = base_net.resolution if base_resolution is None else base_resolution
     if not _is_int(res0) or res0 < MIN_RESOLUTION:
@@ -353,26 +370,42 @@ def scale(
         resolution = int(round(v.resolution * res0 / base_net.resolution))
         dropout = v.dropout if dropout_rate is None else dropout_rate
     else:
-        if not _is_real(phi) or not math.isfinite(phi):
-            raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, -1)")
-        try:
-            depth, width = alpha ** phi, beta ** phi
-            exact_res = res0 * gamma ** phi
-        except OverflowError:
-            raise ValueError(f"phi={phi!r} overflows the scaling coefficients") from None
-        if not all(math.isfinite(x) and x > 0 for x in (depth, width, exact_res)):
-            raise ValueError(f"phi={phi!r} gives depth={depth}, width={width}, "
-                             f"resolution={exact_res}; accepted: a φ that keeps them finite")
+        kind = "" if base_net.name == "efficientnet" else f"{base_net.name}-"
+        if multipliers:
+            changed = {k: v for k, v in coefficients.items()
+                       if v != {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}[k]}
+            if changed:
+                raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} "
+                                 "applies only with phi; the multipliers are explicit")
+            depth, width = multipliers.get("depth", 1.0), multipliers.get("width", 1.0)
+            exact_res = res0 * multipliers.get("resolution", 1.0)
+            what = ", ".join(f"{k}={v!r}" for k, v in multipliers.items())
+            name = f"efficientnet-{kind}" + "-".join(f"{k[0]}{v:g}" for k, v in
+                                                    multipliers.items())
+            phi_value, dropout = None, 0.2 if dropout_rate is None else dropout_rate
+        else:
+            if not _is_real(phi) or not math.isfinite(phi):
+                raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, "
+                                 "-1)")
+            try:
+                depth, width = alpha ** phi, beta ** phi
+                exact_res = res0 * gamma ** phi
+            except OverflowError:
+                raise ValueError(f"phi={phi!r} overflows the scaling coefficients") from None
+            if not all(math.isfinite(x) and x > 0 for x in (depth, width, exact_res)):
+                raise ValueError(f"phi={phi!r} gives depth={depth}, width={width}, "
+                                 f"resolution={exact_res}; accepted: a φ that keeps them "
+                                 "finite")
+            what, name = f"phi={phi!r}", f"efficientnet-{kind}phi{phi:g}"
+            phi_value = float(phi)
+            dropout = (min(0.5, max(0.2, 0.2 + 0.3 * phi / 7))
+                       if dropout_rate is None else dropout_rate)
         resolution = int(round(exact_res / DIVISOR)) * DIVISOR
         if resolution < MIN_RESOLUTION:
-            lowest = math.log(MIN_RESOLUTION / res0) / math.log(gamma) if gamma != 1 else None
+            lowest = (math.log(MIN_RESOLUTION / res0) / math.log(gamma)
+                      if gamma != 1 and not multipliers else None)
             hint = f"; the smallest φ for this base is about {lowest:.2f}" if lowest else ""
-            raise ValueError(f"phi={phi!r} gives resolution {resolution} < {MIN_RESOLUTION}{hint}")
-        kind = "" if base_net.name == "efficientnet" else f"{base_net.name}-"
-        name = f"efficientnet-{kind}phi{phi:g}"
-        phi_value = float(phi)
-        dropout = (min(0.5, max(0.2, 0.2 + 0.3 * phi / 7))
-                   if dropout_rate is None else dropout_rate)
+            raise ValueError(f"{what} gives resolution {resolution} < {MIN_RESOLUTION}{hint}")
     _check_fraction("dropout_rate", dropout)
     if resolution < MIN_RESOLUTION:
         raise ValueError(f"resolution {resolution} < {MIN_RESOLUTION}; raise base_resolution")
@@ -384,7 +417,7 @@ def scale(
     last = len(base_net.stages) - 1
     for i, s in enumerate(base_net.stages):
         repeats = (s.repeats if fixed and i in (0, last)
-                   else round_repeats(s.repeats, depth, nearest=phi_value is not None))
+                   else round_repeats(s.repeats, depth, nearest=variant is None))
         out = round_filters(s.filters_out, width)
         # The real tensor decides filters_in (Lite declares a scaled width the fixed stem lacks).
         stages.append(dataclasses.replace(s, repeats=repeats, filters_in=feeding, filters_out=out))

@@ -114,3 +114,46 @@ def test_custom_stage_table():
 
 def test_variant_aliases():
     assert scale("EfficientNet-B2") == scale("b2") == scale("efficientnetb2")
+
+
+def test_explicit_multipliers():
+    """depth/width/resolution multipliers: 1, 1, 1 is φ = 0, (α, β, γ) is φ = 1, and a single
+    dimension changes only itself (the rows of the paper's Tables 3 and 7)."""
+    def body(cfg):
+        return (cfg.stages, cfg.resolution, cfg.stem_filters, cfg.head_filters)
+
+    assert body(scale(depth=1, width=1, resolution=1)) == body(scale(phi=0))
+    assert body(scale(depth=1.2, width=1.1, resolution=1.15)) == body(scale(phi=1))
+    base = scale(phi=0)
+    deep = scale(depth=2.0)
+    assert [s.repeats for s in deep.stages] == [2 * s.repeats for s in base.stages]
+    assert [s.filters_out for s in deep.stages] == [s.filters_out for s in base.stages]
+    assert deep.resolution == base.resolution
+    wide = scale(width=2.0)
+    assert [s.filters_out for s in wide.stages] == [2 * s.filters_out for s in base.stages]
+    assert [s.repeats for s in wide.stages] == [s.repeats for s in base.stages]
+    assert wide.resolution == base.resolution and wide.head_filters == 2 * base.head_filters
+    sharp = scale(resolution=2.0)
+    assert sharp.resolution == 448 and sharp.stages == base.stages
+    lite = scale(width=2.0, base="lite")  # Lite keeps its fixed stem and head
+    assert lite.stem_filters == 32 and lite.head_filters == 1280 and lite.name == (
+        "efficientnet-lite-w2")
+    # the profile sees it: width ×2 is ~4× the MACs, resolution ×2 ~4×, depth ×2 ~2×
+    macs = profile(base).macs
+    assert 3.5 < profile(wide).macs / macs < 4.5 and 3.5 < profile(sharp).macs / macs < 4.2
+    assert 1.7 < profile(deep).macs / macs < 2.1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(phi=1, width=2.0), "exactly one of"),
+    (dict(variant="b0", depth=1.1), "exactly one of"),
+    (dict(width=0), r"width=0; accepted: a finite multiplier > 0"),
+    (dict(depth=float("nan")), r"depth=nan; accepted"),
+    (dict(resolution=-1.0), r"resolution=-1.0; accepted"),
+    (dict(width=True), r"width=True; accepted"),
+    (dict(width=1.5, alpha=1.3), r"alpha=1.3 applies only with phi"),
+    (dict(resolution=0.1), r"resolution 24 < 32"),
+])
+def test_bad_multipliers(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        scale(**kwargs)

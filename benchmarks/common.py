@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any, Sequence
 
+from keras_effnet.files import atomic_path
+
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
              "amx_int8", "amx_bf16", "asimddp", "i8mm")
@@ -84,9 +86,8 @@ def write_results(results_dir: str, name: str, rows: Sequence[dict[str, Any]], m
     for path, text in ((md_path, header + markdown.rstrip() + "\n"),
                        (json_path, json.dumps({"machine": info, "rows": list(rows), **extra},
                                               indent=2, default=str) + "\n")):
-        with open(path + ".tmp", "w") as f:
+        with atomic_path(path) as staged, open(staged, "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(path + ".tmp", path)
     print(markdown)
     print(f"wrote {md_path} and {json_path}")
     return md_path, json_path

@@ -244,10 +244,11 @@ def plot(rows, path):
     bars.grid(True, axis="x", alpha=0.3)
     bars.legend(fontsize=7)
     fig.tight_layout()
-    staged = path + ".tmp"
-    fig.savefig(staged, format="png", dpi=110)
+    from keras_effnet.files import atomic_path
+
+    with atomic_path(path) as staged:
+        fig.savefig(staged, format="png", dpi=110)
     plt.close(fig)
-    os.replace(staged, path)
 
 
 def ratio(a, b):

@@ -114,10 +114,11 @@ def plot(rows, phis, path, predicted=None):
     axes[0].legend(fontsize="small")
     axes[1].legend(title="scaled dimension")
     fig.tight_layout()
-    tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=110)
+    from keras_effnet.files import atomic_path
+
+    with atomic_path(path) as staged:
+        fig.savefig(staged, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     print(f"wrote {path}")
 
 

@@ -14,14 +14,13 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
-from keras_effnet.artifacts import check_writable_dir, write_json
-from keras_effnet.export.qat import fine_tune, is_quantization_aware, quantization_aware
-from keras_effnet.export.graph import Traced, input_size, traced, using
+from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
+from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
+from keras_effnet.export.qat import fine_tune, quantization_aware
 from keras_effnet.export.tflite import IO_DTYPES, QUANTIZE_MODES, calibration_images, convert
 from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
 
@@ -58,21 +57,14 @@ def metadata(model: Any) -> dict[str, Any]:
 def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data: Any,
             verify_count: int, labels: list[str] | None, num_threads: int,
             thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
-    folder = check_writable_dir(path)
     images, targets = _verification_images(model, verify_data, verify_count)
-    fd, staged = tempfile.mkstemp(prefix=".staged-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
             f.write(artifact_bytes)
         report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
                         thresholds=thresholds)
         report["artifact"] = os.path.basename(path)
         report.update(extra, metadata=metadata(model), labels=labels)
-        os.replace(staged, path)
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
     write_json(report, path + ".json")
     return report
 
@@ -148,17 +140,8 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     import shutil
 
     path = os.fspath(path)
-    parent = check_writable_dir(path)
-    staged = tempfile.mkdtemp(prefix=".staged-", dir=parent)
-    try:
-        with using(model) as graph:
-            shutil.copytree(graph.saved_model, staged, dirs_exist_ok=True)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staged, path)
-    finally:
-        if os.path.exists(staged):
-            shutil.rmtree(staged)
+    with atomic_dir(path) as staged, using(model) as graph:
+        shutil.copytree(graph.saved_model, staged, dirs_exist_ok=True)
     return path
 
 

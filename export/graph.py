@@ -119,6 +119,12 @@ def deployable(model: Any) -> Any:
     return twin
 
 
+def is_quantization_aware(model: Any) -> bool:
+    """True for a tf_keras model holding TFMOT fake-quant wrappers (from `quantization_aware`)."""
+    return type(model).__module__.startswith("tf_keras") and any(
+        type(layer).__name__ == "QuantizeWrapperV2" for layer in getattr(model, "layers", []))
+
+
 class Traced:
     """A model traced and saved once (`traced(model)`); every `to_*` call accepts it.
 

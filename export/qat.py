@@ -58,12 +58,6 @@ def _output_quantize_config() -> Any:
     return OutputQuantizeConfig
 
 
-def is_quantization_aware(model: Any) -> bool:
-    """True for a tf_keras model holding TFMOT fake-quant wrappers (from `quantization_aware`)."""
-    return type(model).__module__.startswith("tf_keras") and any(
-        type(layer).__name__ == "QuantizeWrapperV2" for layer in getattr(model, "layers", []))
-
-
 def quantization_aware(model: Any, representative_data: Any = None, *,
                        calibration_steps: int = 128,
                        learning_rate: float | None = QAT_LEARNING_RATE,

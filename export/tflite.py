@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from keras_effnet.export.graph import Traced, input_size, using
+from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, using
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
@@ -65,8 +65,6 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
         raise ValueError(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
     if io_dtype != "float32" and quantize != "int8":
         raise ValueError(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
-    from keras_effnet.export.qat import is_quantization_aware
-
     quantization_aware = is_quantization_aware(model)
     if quantization_aware and quantize != "int8":
         raise ValueError(f"a quantization-aware model converts with quantize='int8' only "

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {"build": "model", "EfficientNet": "model", "BuildOptions": "model",
          "feature_taps": "model", "load_weights": "weights",
-         "load_model": "artifacts", "save_model": "artifacts"}
+         "load_model": "artifacts", "save_model": "files"}
 
 
 def __getattr__(name: str):

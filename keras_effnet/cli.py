@@ -134,7 +134,7 @@ def cmd_profile() -> None:
 
 def cmd_build() -> None:
     import keras_effnet
-    from keras_effnet.artifacts import check_writable_dir, save_model
+    from keras_effnet.files import check_writable_dir, save_model
 
     if FLAGS.out:
         check_writable_dir(FLAGS.out)  # fail before spending time on the build

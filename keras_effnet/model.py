@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import keras
 
 from keras_effnet.blocks import DENSE_INITIALIZER, conv_bn, mbconv
+from keras_effnet.keras_private import DistributedTraining
 from keras_effnet.scaling import (ALPHA, BETA, GAMMA, IMAGENET_MEAN, IMAGENET_STD, MIN_RESOLUTION,
                                   BaseNetwork, ModelConfig, _is_int, scale)
 
@@ -127,7 +128,7 @@ def assemble(config: ModelConfig, options: BuildOptions, layers: Any = keras.lay
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
-class EfficientNet(keras.Model):
+class EfficientNet(DistributedTraining, keras.Model):
     """A functional EfficientNet that carries its resolved config and saves/loads with it.
 
     `model.effnet_config` is the `ModelConfig`, `model.build_options` the `BuildOptions`; a
@@ -151,38 +152,6 @@ class EfficientNet(keras.Model):
     def feature_info(self) -> list[dict[str, Any]]:
         """Stride, channels and source block of each output of a `features_only` backbone."""
         return feature_taps(self.effnet_config) if self.build_options.features_only else []
-
-    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
-        # Keras 3.15's TF trainer builds metrics from one batch reduced with strategy.reduce,
-        # which MultiWorkerMirroredStrategy rejects for an (x, y) tuple (keras-team/keras#20585).
-        # Shapes are all the build needs: take the first replica's local batch instead.
-        strategy = getattr(self, "_distribute_strategy", None)
-        if iterator is not None and data_batch is None and strategy is not None:
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0]
-                    if hasattr(strategy, "experimental_local_results")
-                    and type(v).__name__ in ("PerReplica", "Mirrored") else v, next(batches))
-                break
-            iterator = None
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    # *args: the JAX backend's steps also take (and return) the model state.
-    def train_step(self, *args: Any) -> Any:
-        return self._logs_for_multi_worker(super().train_step(*args))
-
-    def test_step(self, *args: Any) -> Any:
-        return self._logs_for_multi_worker(super().test_step(*args))
-
-    def _logs_for_multi_worker(self, logs: Any) -> Any:
-        # Under MultiWorkerMirroredStrategy Keras 3.15 averages each step's logs with
-        # strategy.reduce("MEAN", axis=0), which rejects scalars (tensorflow/tensorflow#72388):
-        # give every log value a length-1 axis for that reduction to remove.
-        strategy = getattr(self, "_distribute_strategy", None)
-        multi_worker = getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", None)
-        if multi_worker is None or not multi_worker():
-            return logs
-        return {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
 
     def get_config(self) -> dict[str, Any]:
         return {"config": self.effnet_config.to_dict(), "options": self.build_options.to_dict(),

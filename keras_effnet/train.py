@@ -23,112 +23,21 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from keras_effnet.artifacts import atomic_path, save_model, write_json
 from keras_effnet.data import Augment, load
+from keras_effnet.files import atomic_path, save_model, write_json
+from keras_effnet.keras_private import AtomicBackup
 from keras_effnet.model import build
+from keras_effnet.optim import WarmupSchedule, apply_weight_decay, make_optimizer
+from keras_effnet.recipe import Recipe
 from keras_effnet.scaling import ModelConfig, scale
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimisation and regularisation settings; every field can be overridden.
-
-    `Recipe.paper()` is the reference ImageNet recipe (REFERENCE.md); `Recipe.short()` the
-    defaults for small data and few epochs (BUILD_NOTES.md explains each change).
-    `learning_rate` is per 256 images and scaled linearly by the global batch.
-    """
-
-    name: str = "custom"
-    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
-    learning_rate: float = 0.016
-    warmup_epochs: float = 5.0
-    schedule: str = "exponential"  # exponential (×decay_rate every decay_epochs) | cosine
-    decay_rate: float = 0.97
-    decay_epochs: float = 2.4
-    # Not on batch norm. RMSProp/SGD: L2 in the loss, weight_decay·Σw²/2 (the reference);
-    # Adam: decoupled (AdamW), since an L2 gradient is rescaled away by Adam's normaliser.
-    weight_decay: float = 1e-5
-    label_smoothing: float = 0.1
-    ema_decay: float | None = 0.9999
-    bn_momentum: float = 0.99
-    dropout_rate: float | None = None  # None: the model's own (0.2 for B0 … 0.5 for B7)
-    drop_connect_rate: float = 0.2
-    crop_area_min: float = 0.08
-    randaugment: tuple[int, int] | None = None
-    zero_init: bool = False  # residual branches' last BN γ and the classifier start at zero
-    rmsprop_rho: float = 0.9
-    momentum: float = 0.9
-    epsilon: float = 1e-3
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("rmsprop", "adam", "sgd"):
-            raise ValueError(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
-        if self.schedule not in ("exponential", "cosine"):
-            raise ValueError(f"schedule={self.schedule!r}; accepted: exponential, cosine")
-        if not self.learning_rate > 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
-            raise ValueError(f"learning_rate={self.learning_rate}, warmup_epochs="
-                             f"{self.warmup_epochs}, weight_decay={self.weight_decay}: "
-                             "need learning_rate > 0 and the others >= 0")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
-        if isinstance(self.randaugment, list):
-            object.__setattr__(self, "randaugment", tuple(self.randaugment))
-        Augment(self.crop_area_min, self.randaugment)  # validates those two
-
-    @classmethod
-    def paper(cls) -> "Recipe":
-        return cls(name="paper")
-
-    @classmethod
-    def short(cls) -> "Recipe":
-        return cls(name="short", optimizer="adam", learning_rate=0.024, warmup_epochs=1.0,
-                   schedule="cosine", weight_decay=0.0, label_smoothing=0.1, ema_decay=None,
-                   bn_momentum=0.9, dropout_rate=0.1, drop_connect_rate=0.0,
-                   crop_area_min=0.6, zero_init=True)
-
-    @classmethod
-    def named(cls, name: str, **overrides: Any) -> "Recipe":
-        if name not in ("paper", "short"):
-            raise ValueError(f"recipe={name!r}; accepted: 'paper' or 'short'")
-        return dataclasses.replace(getattr(cls, name)(), **overrides)
-
-
-@keras.saving.register_keras_serializable(package="keras_effnet")
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak`, then staircase exponential decay (the reference) or cosine."""
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int, kind: str,
-                 decay_rate: float = 0.97, decay_steps: int = 1) -> None:
-        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
-        self.kind, self.decay_rate, self.decay_steps = kind, decay_rate, max(1, decay_steps)
-
-    def __call__(self, step: Any) -> Any:
-        step = tf.cast(step, tf.float32)
-        warmup = float(max(1, self.warmup_steps))
-        warm = self.peak * (step + 1) / warmup
-        if self.kind == "exponential":
-            decayed = self.peak * self.decay_rate ** tf.floor(step / self.decay_steps)
-        else:
-            span = float(max(1, self.total_steps - self.warmup_steps))
-            progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
-            decayed = self.peak * 0.5 * (1 + tf.cos(math.pi * progress))
-        return tf.where(step < self.warmup_steps, warm, decayed)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps, "kind": self.kind,
-                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps}
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -172,18 +81,6 @@ def precision_policy(mixed_precision: str) -> str:
     return PRECISIONS[mixed_precision]
 
 
-def apply_weight_decay(model: keras.Model, weight_decay: float) -> None:
-    """L2 penalty weight_decay·Σw²/2 on every trainable weight except batch norm's."""
-    if weight_decay <= 0:
-        return
-    penalty = keras.regularizers.L2(weight_decay / 2)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            continue
-        for variable in layer.trainable_weights:
-            variable.regularizer = penalty
-
-
 def zero_init(model: keras.Model, config: ModelConfig) -> None:
     """Start every residual block as the identity and the classifier at zero output.
 
@@ -198,55 +95,6 @@ def zero_init(model: keras.Model, config: ModelConfig) -> None:
     if any(layer.name == "predictions" for layer in model.layers):
         kernel = model.get_layer("predictions").kernel
         kernel.assign(keras.ops.zeros_like(kernel))
-
-
-class _ReferenceEMA:
-    """The reference's weight average (`tf.train.ExponentialMovingAverage` with num_updates):
-    at update n the decay is min(ema_decay, (1 + n) / (10 + n)), so the average follows the
-    weights from the start. Keras's own EMA uses the full decay from step 2: with 0.9999 its
-    average stays near the initial weights for ~10 000 steps, all of a short run. The first
-    update copies the weights (Keras starts the average at zero)."""
-
-    def _update_model_variables_moving_average(self, trainable_variables: Any) -> None:
-        if not self.use_ema:
-            return
-        n = keras.ops.cast(self.iterations + 1, "float32")
-        decay = keras.ops.where(self.iterations == 0, 0.0,
-                                keras.ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n)))
-        for var, average in zip(trainable_variables, self._model_variables_moving_average):
-            if average is not None:
-                d = keras.ops.cast(decay, var.dtype)
-                average.assign(d * average + (1 - d) * var)
-
-
-def _with_reference_ema(base: type) -> type:
-    return keras.saving.register_keras_serializable(package="keras_effnet")(
-        type(base.__name__, (_ReferenceEMA, base), {"__doc__": base.__doc__}))
-
-
-RMSprop, SGD, AdamW = map(_with_reference_ema, (keras.optimizers.RMSprop, keras.optimizers.SGD,
-                                                keras.optimizers.AdamW))
-
-
-def make_optimizer(recipe: Recipe, global_batch: int, steps_per_epoch: int, epochs: int,
-                   model: keras.Model) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer and schedule; sets up its weight decay on `model`."""
-    peak = recipe.learning_rate * global_batch / 256
-    schedule = WarmupSchedule(peak, int(recipe.warmup_epochs * steps_per_epoch),
-                              epochs * steps_per_epoch, recipe.schedule, recipe.decay_rate,
-                              int(recipe.decay_epochs * steps_per_epoch))
-    ema = {"use_ema": recipe.ema_decay is not None, "ema_momentum": recipe.ema_decay or 0.99}
-    if recipe.optimizer == "adam":
-        optimizer = AdamW(schedule, weight_decay=recipe.weight_decay, **ema)
-        optimizer.exclude_from_weight_decay(var_list=[
-            v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
-            for v in layer.trainable_weights])
-        return optimizer
-    apply_weight_decay(model, recipe.weight_decay)
-    if recipe.optimizer == "rmsprop":
-        return RMSprop(schedule, rho=recipe.rmsprop_rho, momentum=recipe.momentum,
-                       epsilon=recipe.epsilon, **ema)
-    return SGD(schedule, momentum=recipe.momentum, nesterov=True, **ema)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -271,12 +119,11 @@ class HistoryCSV(keras.callbacks.Callback):
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         keys = sorted({k for r in rows for k in r} - {"epoch"})
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_path(self.path) as staged, open(staged, "w", newline="",
+                                                    encoding="utf-8") as f:
             writer = csv.DictWriter(f, ["epoch", *keys])
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
 
 def read_history(path: str) -> list[dict[str, Any]]:
@@ -320,21 +167,6 @@ class BestCheckpoint(keras.callbacks.Callback):
                                           name=self.model.name)
         self._twin.set_weights(self.model.get_weights())
         return self._twin
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore whose one checkpoint is overwritten in place atomically (a temporary
-    file renamed over it) instead of copying the previous one aside first
-    (`double_checkpoint`): a kill mid-write leaves the last complete checkpoint, at half the
-    bytes written per epoch. Overrides Keras's private `_save_model` (the keras_private test
-    guards the names it uses)."""
-
-    def _save_model(self) -> None:
-        os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self._weights_path) as staged:
-            self.model.save_weights(staged)
-        write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
-                   self._training_metadata_path)
 
 
 def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
@@ -450,7 +282,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
         # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
         callbacks = [HistoryCSV(history),
-                     Backup(backup)]
+                     AtomicBackup(backup)]
         if recipe.ema_decay is not None:
             callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         callbacks += [BestCheckpoint(os.path.join(write_dir, "best.keras")),

@@ -87,9 +87,9 @@ def read_weights(path: str, model: Any) -> dict[str, list[np.ndarray]]:
 
 
 def _read_keras_archive(path: str) -> dict[str, list[np.ndarray]]:
-    from keras_effnet.artifacts import load_model
+    import keras  # the archive's classes are registered: its model is built (keras_effnet.model)
 
-    source = load_model(path, compile=False)
+    source = keras.saving.load_model(path, compile=False, safe_mode=True)
     return {layer.name: [np.asarray(v) for v in layer.weights]
             for layer in source.layers if layer.weights}
 

@@ -46,19 +46,6 @@ def test_short_run_beats_chance_and_reloads(variant, trained):
     assert best.effnet_config.name == f"efficientnet-{variant}"
 
 
-def test_keras_private_names_still_exist():
-    """The private Keras names the package overrides or reads: an upgrade that removes one
-    fails here, loudly, instead of silently changing what training saves or averages."""
-    import inspect
-
-    backup = inspect.getsource(keras.callbacks.BackupAndRestore)  # train.Backup
-    for name in ("def _save_model(self)", "self._weights_path", "self._training_metadata_path",
-                 "self._current_epoch", "self._last_batch_seen", "self.backup_dir"):
-        assert name in backup, name
-    assert hasattr(keras.Model, "_maybe_symbolic_build")  # model.EfficientNet
-    assert hasattr(keras.optimizers.Optimizer, "_update_model_variables_moving_average")  # EMA
-
-
 def test_mirrored_step_matches_single_device():
     result = subprocess.run([sys.executable, os.path.join(SCRIPTS, "mirrored_step.py")],
                             capture_output=True, text=True, timeout=600, env=ENV)

@@ -1,0 +1,100 @@
+"""Every private Keras name the package touches, in one place.
+
+Each class is a mixin (or subclass) that overrides one private hook, applied where it is
+needed: `DistributedTraining` by `model.EfficientNet`, `ReferenceEMA` by the optimizers of
+`optim`, `AtomicBackup` by `train`. `PRIVATE_NAMES` lists every private name used here with
+its owner; `tests/test_layout.py` fails loudly when a Keras upgrade removes one, instead of
+the override silently never running.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+
+from keras_effnet.files import atomic_path, write_json
+
+# (owner, private name): the hooks overridden or read below
+PRIVATE_NAMES = (
+    (keras.Model, "_maybe_symbolic_build"),
+    (keras.Model, "_distribute_strategy"),  # an attribute of compiled/fitted models
+    (keras.optimizers.Optimizer, "_update_model_variables_moving_average"),
+    (keras.optimizers.Optimizer, "_model_variables_moving_average"),  # set when EMA is built
+    (keras.callbacks.BackupAndRestore, "_save_model"),
+    (keras.callbacks.BackupAndRestore, "_weights_path"),
+    (keras.callbacks.BackupAndRestore, "_training_metadata_path"),
+    (keras.callbacks.BackupAndRestore, "_current_epoch"),
+    (keras.callbacks.BackupAndRestore, "_last_batch_seen"),
+)
+
+
+class DistributedTraining:
+    """Mixin for a `keras.Model`: the two Keras 3.15 trainer fixes multi-worker training needs.
+    Reads the private `_distribute_strategy` and overrides `_maybe_symbolic_build`."""
+
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        # Keras 3.15's TF trainer builds metrics from one batch reduced with strategy.reduce,
+        # which MultiWorkerMirroredStrategy rejects for an (x, y) tuple (keras-team/keras#20585).
+        # Shapes are all the build needs: take the first replica's local batch instead.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and data_batch is None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if hasattr(strategy, "experimental_local_results")
+                    and type(v).__name__ in ("PerReplica", "Mirrored") else v, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    # *args: the JAX backend's steps also take (and return) the model state.
+    def train_step(self, *args: Any) -> Any:
+        return self._logs_for_multi_worker(super().train_step(*args))
+
+    def test_step(self, *args: Any) -> Any:
+        return self._logs_for_multi_worker(super().test_step(*args))
+
+    def _logs_for_multi_worker(self, logs: Any) -> Any:
+        # Under MultiWorkerMirroredStrategy Keras 3.15 averages each step's logs with
+        # strategy.reduce("MEAN", axis=0), which rejects scalars (tensorflow/tensorflow#72388):
+        # give every log value a length-1 axis for that reduction to remove.
+        strategy = getattr(self, "_distribute_strategy", None)
+        multi_worker = getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", None)
+        if multi_worker is None or not multi_worker():
+            return logs
+        return {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
+class ReferenceEMA:
+    """The reference's weight average (`tf.train.ExponentialMovingAverage` with num_updates):
+    at update n the decay is min(ema_decay, (1 + n) / (10 + n)), so the average follows the
+    weights from the start. Keras's own EMA uses the full decay from step 2: with 0.9999 its
+    average stays near the initial weights for ~10 000 steps, all of a short run. The first
+    update copies the weights (Keras starts the average at zero)."""
+
+    def _update_model_variables_moving_average(self, trainable_variables: Any) -> None:
+        if not self.use_ema:
+            return
+        n = keras.ops.cast(self.iterations + 1, "float32")
+        decay = keras.ops.where(self.iterations == 0, 0.0,
+                                keras.ops.minimum(self.ema_momentum, (1.0 + n) / (10.0 + n)))
+        for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                d = keras.ops.cast(decay, var.dtype)
+                average.assign(d * average + (1 - d) * var)
+
+
+class AtomicBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose one checkpoint is overwritten in place atomically (a temporary
+    file renamed over it) instead of copying the previous one aside first
+    (`double_checkpoint`): a kill mid-write leaves the last complete checkpoint, at half the
+    bytes written per epoch."""
+
+    def _save_model(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path) as staged:
+            self.model.save_weights(staged)
+        write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
+                   self._training_metadata_path)

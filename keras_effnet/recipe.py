@@ -1,0 +1,85 @@
+"""The training recipe: optimisation and regularisation settings, as one frozen value.
+
+Pure Python. `Recipe.paper()` is the reference ImageNet recipe, `Recipe.short()` the defaults
+for small data and few epochs; `keras_effnet.train.train` applies one (the optimizer and
+schedule come from `keras_effnet.optim`; dropout, drop path and BN momentum are set on the
+model config at build time).
+
+Example:
+    >>> Recipe.named("short", learning_rate=0.01).optimizer
+    'adam'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from keras_effnet.data import Augment
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation and regularisation settings; every field can be overridden.
+
+    `Recipe.paper()` is the reference ImageNet recipe (REFERENCE.md); `Recipe.short()` the
+    defaults for small data and few epochs (BUILD_NOTES.md explains each change).
+    `learning_rate` is per 256 images and scaled linearly by the global batch.
+    """
+
+    name: str = "custom"
+    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
+    learning_rate: float = 0.016
+    warmup_epochs: float = 5.0
+    schedule: str = "exponential"  # exponential (×decay_rate every decay_epochs) | cosine
+    decay_rate: float = 0.97
+    decay_epochs: float = 2.4
+    # Not on batch norm. RMSProp/SGD: L2 in the loss, weight_decay·Σw²/2 (the reference);
+    # Adam: decoupled (AdamW), since an L2 gradient is rescaled away by Adam's normaliser.
+    weight_decay: float = 1e-5
+    label_smoothing: float = 0.1
+    ema_decay: float | None = 0.9999
+    bn_momentum: float = 0.99
+    dropout_rate: float | None = None  # None: the model's own (0.2 for B0 … 0.5 for B7)
+    drop_connect_rate: float = 0.2
+    crop_area_min: float = 0.08
+    randaugment: tuple[int, int] | None = None
+    zero_init: bool = False  # residual branches' last BN γ and the classifier start at zero
+    rmsprop_rho: float = 0.9
+    momentum: float = 0.9
+    epsilon: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("rmsprop", "adam", "sgd"):
+            raise ValueError(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
+        if self.schedule not in ("exponential", "cosine"):
+            raise ValueError(f"schedule={self.schedule!r}; accepted: exponential, cosine")
+        if not self.learning_rate > 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ValueError(f"learning_rate={self.learning_rate}, warmup_epochs="
+                             f"{self.warmup_epochs}, weight_decay={self.weight_decay}: "
+                             "need learning_rate > 0 and the others >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
+        if isinstance(self.randaugment, list):
+            object.__setattr__(self, "randaugment", tuple(self.randaugment))
+        Augment(self.crop_area_min, self.randaugment)  # validates those two
+
+    @classmethod
+    def paper(cls) -> "Recipe":
+        return cls(name="paper")
+
+    @classmethod
+    def short(cls) -> "Recipe":
+        return cls(name="short", optimizer="adam", learning_rate=0.024, warmup_epochs=1.0,
+                   schedule="cosine", weight_decay=0.0, label_smoothing=0.1, ema_decay=None,
+                   bn_momentum=0.9, dropout_rate=0.1, drop_connect_rate=0.0,
+                   crop_area_min=0.6, zero_init=True)
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> "Recipe":
+        if name not in ("paper", "short"):
+            raise ValueError(f"recipe={name!r}; accepted: 'paper' or 'short'")
+        return dataclasses.replace(getattr(cls, name)(), **overrides)

@@ -44,7 +44,7 @@ def batch_norm(layers: Any, x: Any, config: ModelConfig, name: str) -> Any:
 def mbconv(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
     """Mobile inverted bottleneck: expand 1×1, depthwise k×k, squeeze-excite, project 1×1.
 
-    Blocks with an identity skip drop their residual branch with probability `drop_rate`
+    Blocks with an identity skip drop their residual branch with probability `drop_path_rate`
     per sample (stochastic depth) before the add.
     """
     prefix, inputs, filters = block.name + "_", x, block.expanded_filters
@@ -65,8 +65,8 @@ def mbconv(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
         x = layers.Multiply(name=prefix + "se_excite")([x, se])
     x = conv_bn(layers, x, config, block.filters_out, 1, prefix + "project", activation=False)
     if block.has_skip:
-        if block.drop_rate > 0:
-            x = layers.Dropout(block.drop_rate, noise_shape=(None, 1, 1, 1),
+        if block.drop_path_rate > 0:
+            x = layers.Dropout(block.drop_path_rate, noise_shape=(None, 1, 1, 1),
                                name=prefix + "drop")(x)
         x = layers.Add(name=prefix + "add")([x, inputs])
     return x

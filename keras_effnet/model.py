@@ -113,8 +113,8 @@ def assemble(config: ModelConfig, options: BuildOptions, layers: Any = keras.lay
     x = conv_bn(layers, x, config, config.head_filters, 1, "top")
     if options.head == "classifier":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if config.dropout > 0:
-            x = layers.Dropout(config.dropout, name="top_dropout")(x)
+        if config.dropout_rate > 0:
+            x = layers.Dropout(config.dropout_rate, name="top_dropout")(x)
         x = layers.Dense(options.num_classes, kernel_initializer=DENSE_INITIALIZER,
                          name="predictions")(x)
         # float32 so that mixed-precision training gets a float32 softmax / loss.
@@ -175,7 +175,7 @@ def build(
     input_shape: tuple[int | None, int | None, int] | None = None,
     pooling: str | None = None,
     dropout_rate: float | None = None,
-    drop_connect_rate: float = 0.2,
+    drop_path_rate: float = 0.2,
     include_preprocessing: bool = True,
     features_only: bool = False,
     weights: str | os.PathLike | None = None,
@@ -187,6 +187,7 @@ def build(
     depth: float | None = None,
     width: float | None = None,
     resolution: float | None = None,
+    drop_connect_rate: float | None = None,
 ) -> EfficientNet:
     """Build an EfficientNet: a released variant ("b0".."b7", "lite0".."lite4"), any φ, or a
     `ModelConfig` from `scale()`; or explicit `depth`/`width`/`resolution` multipliers of the
@@ -211,7 +212,8 @@ def build(
     else:
         config = scale(variant, phi=phi, alpha=alpha, beta=beta, gamma=gamma, base=base,
                        base_resolution=base_resolution, dropout_rate=dropout_rate,
-                       drop_connect_rate=drop_connect_rate, bn_momentum=bn_momentum,
+                       drop_path_rate=drop_path_rate, drop_connect_rate=drop_connect_rate,
+                       bn_momentum=bn_momentum,
                        depth=depth, width=width, resolution=resolution)
     options = BuildOptions(num_classes=num_classes, include_top=include_top,
                            input_shape=input_shape, pooling=pooling,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keras_effnet.data import Augment
+from keras_effnet.scaling import renamed_argument
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ class Recipe:
     ema_decay: float | None = 0.9999
     bn_momentum: float = 0.99
     dropout_rate: float | None = None  # None: the model's own (0.2 for B0 … 0.5 for B7)
-    drop_connect_rate: float = 0.2
+    drop_path_rate: float = 0.2
+    # the deprecated name of drop_path_rate (accepted for one release, not stored)
+    drop_connect_rate: dataclasses.InitVar[float | None] = None
     crop_area_min: float = 0.08
     randaugment: tuple[int, int] | None = None
     zero_init: bool = False  # residual branches' last BN γ and the classifier start at zero
@@ -50,7 +53,10 @@ class Recipe:
     momentum: float = 0.9
     epsilon: float = 1e-3
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, drop_connect_rate: float | None = None) -> None:
+        object.__setattr__(self, "drop_path_rate", renamed_argument(
+            "drop_connect_rate", drop_connect_rate, "drop_path_rate", self.drop_path_rate,
+            Recipe.drop_path_rate))
         if self.optimizer not in ("rmsprop", "adam", "sgd"):
             raise ValueError(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
         if self.schedule not in ("exponential", "cosine"):
@@ -75,7 +81,7 @@ class Recipe:
     def short(cls) -> "Recipe":
         return cls(name="short", optimizer="adam", learning_rate=0.024, warmup_epochs=1.0,
                    schedule="cosine", weight_decay=0.0, label_smoothing=0.1, ema_decay=None,
-                   bn_momentum=0.9, dropout_rate=0.1, drop_connect_rate=0.0,
+                   bn_momentum=0.9, dropout_rate=0.1, drop_path_rate=0.0,
                    crop_area_min=0.6, zero_init=True)
 
     @classmethod

@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -27,6 +28,22 @@ MIN_RESOLUTION = 32
 DIVISOR = 8  # channel counts are rounded to multiples of this
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# Old field and argument names, kept working for one release (with a DeprecationWarning).
+RENAMED = {"dropout": "dropout_rate", "drop_connect_rate": "drop_path_rate",
+           "drop_rate": "drop_path_rate"}
+
+
+def renamed_argument(old: str, old_value: Any, new: str, new_value: Any, default: Any) -> Any:
+    """The value of argument `new`, taking a deprecated `old` name's value when given."""
+    if old_value is None:
+        return new_value
+    if new_value != default:
+        raise ValueError(f"pass {new}= only ({old}= is its deprecated name); got both")
+    warnings.warn(f"{old}= is deprecated; use {new}= (same meaning)", DeprecationWarning,
+                  stacklevel=3)
+    return old_value
 
 
 def _is_real(value: Any) -> bool:
@@ -147,7 +164,7 @@ class Variant:
     width: float
     depth: float
     resolution: int
-    dropout: float
+    dropout_rate: float
     params: int  # trainable parameters with the 1000-class head (REFERENCE.md)
     macs: float  # multiply-adds published by the paper / the Lite README
     top1: float  # ImageNet top-1 published (float model)
@@ -172,7 +189,8 @@ VARIANTS: dict[str, Variant] = {
 
 @dataclass(frozen=True)
 class BlockConfig:
-    """One MBConv block, fully resolved. `drop_rate` is 0 where there is no identity skip."""
+    """One MBConv block, fully resolved. `drop_path_rate` is 0 where there is no identity
+    skip."""
 
     name: str
     kernel: int
@@ -181,7 +199,7 @@ class BlockConfig:
     filters_out: int
     expand_ratio: int
     se_filters: int  # 0: no squeeze-excitation
-    drop_rate: float
+    drop_path_rate: float
 
     @property
     def expanded_filters(self) -> int:
@@ -206,8 +224,8 @@ class ModelConfig:
     width: float
     depth: float
     resolution: int
-    dropout: float
-    drop_connect_rate: float
+    dropout_rate: float
+    drop_path_rate: float
     activation: str
     stem_filters: int
     head_filters: int
@@ -231,7 +249,7 @@ class ModelConfig:
                     name=f"block{stage_number}{_letters(j)}", kernel=stage.kernel, stride=stride,
                     filters_in=filters_in, filters_out=stage.filters_out,
                     expand_ratio=stage.expand_ratio, se_filters=se_filters,
-                    drop_rate=self.drop_connect_rate * index / total if skip else 0.0))
+                    drop_path_rate=self.drop_path_rate * index / total if skip else 0.0))
                 index += 1
         return tuple(blocks)
 
@@ -243,6 +261,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         data = dict(data)
+        for old, new in RENAMED.items():  # configs saved before the rename
+            if old in data:
+                data[new] = data.pop(old)
         data["stages"] = tuple(StageSpec(**s) for s in data["stages"])
         return cls(**data)
 
@@ -254,8 +275,8 @@ class ModelConfig:
         phi = "" if self.phi is None else f"  phi={self.phi:g}"
         lines = [
             f"{self.name}{phi}  width={self.width:.4g} depth={self.depth:.4g} "
-            f"resolution={self.resolution} dropout={self.dropout:g} "
-            f"drop_connect={self.drop_connect_rate:g} activation={self.activation}",
+            f"resolution={self.resolution} dropout_rate={self.dropout_rate:g} "
+            f"drop_path_rate={self.drop_path_rate:g} activation={self.activation}",
             f"  stem conv3x3 s2 -> {self.stem_filters}",
             "  stage kernel stride expand  se   repeats  filters",
         ]
@@ -303,11 +324,12 @@ def scale(
     base: str | BaseNetwork | Sequence[Any] = "efficientnet",
     base_resolution: int | None = None,
     dropout_rate: float | None = None,
-    drop_connect_rate: float = 0.2,
+    drop_path_rate: float = 0.2,
     bn_momentum: float = 0.99,
     depth: float | None = None,
     width: float | None = None,
     resolution: float | None = None,
+    drop_connect_rate: float | None = None,
 ) -> ModelConfig:
     """Resolve a released variant, a compound-scaling coefficient φ, or explicit multipliers
     into a `ModelConfig`.
@@ -323,8 +345,12 @@ def scale(
     resolution is scaled by the same factor, so `scale("b3", base_resolution=112)` is B3 at 150 px.
     `dropout_rate` defaults to the variant's; for φ it grows linearly from 0.2 at φ = 0 to 0.5
     at φ = 7 (the paper's "0.2 for B0 to 0.5 for B7"), clipped to [0.2, 0.5].
-    `base` is "efficientnet", "lite", a `BaseNetwork`, or a stage table (a custom base).
+    `drop_path_rate` is the stochastic-depth rate of the last block (it grows linearly over
+    the scaled blocks). `base` is "efficientnet", "lite", a `BaseNetwork`, or a stage table
+    (a custom base). `drop_connect_rate` is the deprecated name of `drop_path_rate`.
     """
+    drop_path_rate = renamed_argument("drop_connect_rate", drop_connect_rate,
+                                      "drop_path_rate", drop_path_rate, 0.2)
     multipliers = {k: v for k, v in (("depth", depth), ("width", width),
                                      ("resolution", resolution)) if v is not None}
     given = [name for name, value in (("variant", variant), ("phi", phi)) if value is not None]
@@ -344,7 +370,7 @@ def scale(
     if not _is_int(res0) or res0 < MIN_RESOLUTION:
         raise ValueError(f"base_resolution={base_resolution!r}; accepted: an integer >= "
                          f"{MIN_RESOLUTION}")
-    _check_fraction("drop_connect_rate", drop_connect_rate)
+    _check_fraction("drop_path_rate", drop_path_rate)
     if not _is_real(bn_momentum) or not 0 < bn_momentum < 1:
         raise ValueError(f"bn_momentum={bn_momentum!r}; accepted: a number in (0, 1)")
     coefficients = {"alpha": alpha, "beta": beta, "gamma": gamma}
@@ -368,7 +394,7 @@ def scale(
         name = f"efficientnet-{key}"
         width, depth, phi_value = v.width, v.depth, None
         resolution = int(round(v.resolution * res0 / base_net.resolution))
-        dropout = v.dropout if dropout_rate is None else dropout_rate
+        dropout = v.dropout_rate if dropout_rate is None else dropout_rate
     else:
         kind = "" if base_net.name == "efficientnet" else f"{base_net.name}-"
         if multipliers:
@@ -424,7 +450,7 @@ def scale(
         feeding = out
     return ModelConfig(
         name=name, base=base_net.name, phi=phi_value, width=float(width), depth=float(depth),
-        resolution=resolution, dropout=float(dropout), drop_connect_rate=float(drop_connect_rate),
+        resolution=resolution, dropout_rate=float(dropout), drop_path_rate=float(drop_path_rate),
         activation=base_net.activation, stem_filters=stem, head_filters=head,
         stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum))
 

@@ -232,8 +232,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
     config = dataclasses.replace(
-        config, bn_momentum=recipe.bn_momentum, drop_connect_rate=recipe.drop_connect_rate,
-        dropout=config.dropout if recipe.dropout_rate is None else recipe.dropout_rate)
+        config, bn_momentum=recipe.bn_momentum, drop_path_rate=recipe.drop_path_rate,
+        dropout_rate=config.dropout_rate if recipe.dropout_rate is None
+        else recipe.dropout_rate)
     resolution = resolution or config.resolution
     dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
     policy = precision_policy(mixed_precision)

@@ -27,7 +27,7 @@ from keras_effnet import scale
     ({"phi": 1, "base_resolution": 16}, r"base_resolution=16; accepted: an integer >= 32"),
     ({"phi": 1, "dropout_rate": 1.0}, r"dropout_rate=1.0; accepted: a number in \[0, 1\)"),
     ({"phi": 1, "dropout_rate": -0.1}, r"dropout_rate=-0.1"),
-    ({"phi": 1, "drop_connect_rate": 1.5}, r"drop_connect_rate=1.5"),
+    ({"phi": 1, "drop_path_rate": 1.5}, r"drop_path_rate=1.5"),
     ({"phi": 1, "base": "mobilenet"}, r"base='mobilenet'; accepted: \['efficientnet', 'lite'\]"),
     ({"phi": 1, "base": [(3, 1, 32, 16, 1, 3)]}, r"stride=3; accepted: 1 or 2"),
     ({"phi": 1, "base": [(3, 1, 24, 16, 1, 1)]}, r"filters_in=24 but the stem gives 32"),

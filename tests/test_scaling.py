@@ -88,8 +88,8 @@ def test_drop_path_grows_over_scaled_blocks_and_only_on_skips():
     n = len(cfg.blocks)
     for i, block in enumerate(cfg.blocks):
         expected = 0.2 * i / n if block.has_skip else 0.0
-        assert block.drop_rate == pytest.approx(expected)
-    assert max(b.drop_rate for b in cfg.blocks) < 0.2
+        assert block.drop_path_rate == pytest.approx(expected)
+    assert max(b.drop_path_rate for b in cfg.blocks) < 0.2
 
 
 def test_deep_models_name_blocks_beyond_z():
@@ -157,3 +157,26 @@ def test_explicit_multipliers():
 def test_bad_multipliers(kwargs, match):
     with pytest.raises(ValueError, match=match):
         scale(**kwargs)
+
+
+def test_renamed_arguments_still_work_with_a_warning():
+    """dropout_rate / drop_path_rate are the names; drop_connect_rate (and configs saved with
+    the old field names) keep working for one release."""
+    import dataclasses
+
+    from keras_effnet import ModelConfig
+    from keras_effnet.recipe import Recipe
+
+    with pytest.warns(DeprecationWarning, match="drop_connect_rate= is deprecated"):
+        old = scale(phi=1, drop_connect_rate=0.3)
+    assert old == scale(phi=1, drop_path_rate=0.3) and old.drop_path_rate == 0.3
+    with pytest.warns(DeprecationWarning):
+        assert Recipe(drop_connect_rate=0.1).drop_path_rate == 0.1
+    assert "drop_connect_rate" not in dataclasses.asdict(Recipe())
+    with pytest.raises(ValueError, match="pass drop_path_rate= only"):
+        scale(phi=1, drop_connect_rate=0.3, drop_path_rate=0.1)
+    saved = old.to_dict()  # a config as models saved before the rename hold it
+    saved["dropout"], saved["drop_connect_rate"] = saved.pop("dropout_rate"), saved.pop(
+        "drop_path_rate")
+    assert ModelConfig.from_dict(saved) == old
+    assert scale("b3").dropout_rate == 0.3 and "dropout_rate=0.3" in scale("b3").summary()

@@ -58,14 +58,25 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
             verify_count: int, labels: list[str] | None, num_threads: int,
             thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
     images, targets = _verification_images(model, verify_data, verify_count)
+    failed_report = path + ".failed.json"
     with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
             f.write(artifact_bytes)
-        report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
-                        thresholds=thresholds)
+        try:
+            report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
+                            thresholds=thresholds)
+        except VerificationError as failed:  # nothing under the final name; the report kept
+            report = {**failed.report, "artifact": os.path.basename(path), **extra,
+                      "metadata": metadata(model), "labels": labels}
+            write_json(report, failed_report)
+            reason = str(failed).split("verification failed: ", 1)[-1]
+            raise VerificationError(f"{path}: verification failed: {reason} (not written; "
+                                    f"report in {failed_report})", report) from None
         report["artifact"] = os.path.basename(path)
         report.update(extra, metadata=metadata(model), labels=labels)
     write_json(report, path + ".json")
+    if os.path.exists(failed_report):  # an earlier attempt's
+        os.remove(failed_report)
     return report
 
 

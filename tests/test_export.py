@@ -1,6 +1,7 @@
 """The export layer: artifacts run in the real LiteRT interpreter and onnxruntime."""
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -80,12 +81,25 @@ def test_bad_paths(small_models, tmp_path):
         to_onnx(small_models["lite0"], tmp_path / "m.onnx", opset=7)
 
 
-def test_failed_verification_leaves_nothing(small_models, tmp_path, pixels):
+def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixels):
+    path = tmp_path / "m.onnx"
     with pytest.raises(VerificationError, match=r"verification failed") as caught:
-        to_onnx(small_models["lite0"], tmp_path / "m.onnx", verify_data=pixels(4, 48),
+        to_onnx(small_models["lite0"], path, verify_data=pixels(4, 48),
                 thresholds={"max_abs_diff": 1e-12})
     assert caught.value.report["max_abs_diff"] > 1e-12
-    assert not list(tmp_path.iterdir())
+    assert str(path) in str(caught.value) and ".staged" not in str(caught.value)
+    assert ".tmp" not in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx.failed.json"]
+    kept = json.loads((tmp_path / "m.onnx.failed.json").read_text())
+    assert kept["passed"] is False and kept["artifact"] == "m.onnx"
+    assert isinstance(kept["disagreeing_images"], list)
+    # a later export that passes writes the artifact and removes the stale failure report
+    to_onnx(small_models["lite0"], path, verify_data=pixels(4, 48))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("m.onnx", "m.onnx.json"):  # created like any file of the user's (not 0600)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_cli_export_prints_the_verification_table(small_models, tmp_path):

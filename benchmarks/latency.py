@@ -375,6 +375,7 @@ def main(argv):
     threads = check_flags()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras_effnet
+    from keras_effnet.export import traced
 
     work = FLAGS.artifacts or tempfile.mkdtemp(prefix="effnet-latency-")
     os.makedirs(work, exist_ok=True)
@@ -389,8 +390,6 @@ def main(argv):
         weight_bytes = sum(int(w.numpy().nbytes) for w in model.weights)
         calibration = calibration_data(r) if "tflite_int8" in FLAGS.modes else None
         entry = {"base": base, "model": model, "artifacts": {}}
-        from keras_effnet.export import traced
-
         started_trace = time.perf_counter()
         graph = traced(model) if set(FLAGS.modes) - set(KERAS_BATCH) else None
         base["trace_s"] = round(time.perf_counter() - started_trace, 2)

@@ -35,15 +35,15 @@ class VerificationError(RuntimeError):
 def compare(reference: np.ndarray, candidate: np.ndarray,
             labels: np.ndarray | None = None) -> dict[str, Any]:
     diff = np.abs(reference.astype("float64") - candidate.astype("float64"))
+    expected, got = reference.argmax(-1), candidate.argmax(-1)
     report = {"images": int(len(reference)), "max_abs_diff": float(diff.max()),
               "mean_abs_diff": float(diff.mean()),
-              "top1_agreement": float(np.mean(reference.argmax(-1) == candidate.argmax(-1))),
+              "top1_agreement": float(np.mean(expected == got)),
               # indices (into the verification images) whose top-1 class differs; at most 1000
-              "disagreeing_images": [int(i) for i in np.flatnonzero(
-                  reference.argmax(-1) != candidate.argmax(-1))[:1000]]}
+              "disagreeing_images": [int(i) for i in np.flatnonzero(expected != got)[:1000]]}
     if labels is not None:
-        report["keras_accuracy"] = float(np.mean(reference.argmax(-1) == labels))
-        report["artifact_accuracy"] = float(np.mean(candidate.argmax(-1) == labels))
+        report["keras_accuracy"] = float(np.mean(expected == labels))
+        report["artifact_accuracy"] = float(np.mean(got == labels))
         report["accuracy_drop"] = report["keras_accuracy"] - report["artifact_accuracy"]
     return report
 

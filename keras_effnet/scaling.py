@@ -378,14 +378,16 @@ def scale(
         if not _is_real(value) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{label}={value!r}; accepted: a finite number > 0 "
                              f"(the paper uses alpha={ALPHA}, beta={BETA}, gamma={GAMMA})")
+    paper = {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}
+    changed = {k: v for k, v in coefficients.items() if v != paper[k]}
+    if changed and phi is None:  # a variant's coefficients are published, multipliers explicit
+        key = _variant_key(variant) if variant is not None else None
+        raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} applies only "
+                         "with phi; " + (f"variant {variant!r} has published coefficients"
+                                         if key else "the multipliers are explicit"))
 
     if variant is not None:
         key = _variant_key(variant)
-        paper = {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}
-        changed = {k: v for k, v in coefficients.items() if v != paper[k]}
-        if changed:  # a released variant has its own published width/depth/resolution
-            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} applies "
-                             f"only with phi; variant {variant!r} has published coefficients")
         v = VARIANTS[key]
         if base != "efficientnet" and _resolve_base(base).name != v.base:
             raise ValueError(f"variant {variant!r} has base {v.base!r}, but base={base!r} was "
@@ -398,11 +400,6 @@ def scale(
     else:
         kind = "" if base_net.name == "efficientnet" else f"{base_net.name}-"
         if multipliers:
-            changed = {k: v for k, v in coefficients.items()
-                       if v != {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}[k]}
-            if changed:
-                raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} "
-                                 "applies only with phi; the multipliers are explicit")
             depth, width = multipliers.get("depth", 1.0), multipliers.get("width", 1.0)
             exact_res = res0 * multipliers.get("resolution", 1.0)
             what = ", ".join(f"{k}={v!r}" for k, v in multipliers.items())

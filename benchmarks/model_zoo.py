@@ -8,6 +8,9 @@ paper's own prediction: MACs(φ) = (α·β²·γ²)^φ × MACs(φ = 0), the φ =
 same run; the ratio says how far channel, block and resolution rounding take the real network
 from the ideal curve. φ < 0 scales down (φ = -1 is 192 px, width 0.91, depth 0.83) and is
 accepted by `scale()`, so it is in the default series.
+The paper's Table 3 (MobileNetV1/V2 and ResNet-50 scaled by one dimension or compound) is
+counted too, beside the paper's FLOPs (`keras_effnet.scaling.TABLE3`: where the paper does not
+state a row's multipliers, the row says what was inferred; where a figure is missed, why).
 Writes `<results>/model_zoo.md` and `.json`.
 
     python benchmarks/model_zoo.py --variants=b0,b1,lite0 --phi=-1,0,1,2
@@ -25,6 +28,8 @@ flags.DEFINE_list("phi", [str(p) for p in range(-1, 8)],
                   "compound-scaling coefficients φ to count (numbers; empty: none)")
 flags.DEFINE_enum("base", "efficientnet", ["efficientnet", "lite"],
                   "base network of the φ rows (the released variants carry their own)")
+flags.DEFINE_list("table3", ["mobilenet_v1", "mobilenet_v2", "resnet50"],
+                  "bases whose rows of the paper's Table 3 to count (empty: none)")
 flags.DEFINE_string("results", "benchmarks/results", "where the tables go")
 
 
@@ -69,6 +74,22 @@ COLUMNS = ["model", "width", "depth", "res", "blocks", "params", "published para
            "published top-1"]
 
 
+def table3_row(row):
+    from keras_effnet import profile
+
+    config = row.config()
+    p = profile(config)
+    return {"base": row.base, "row": row.label, "name": config.name,
+            "multipliers": dict(row.multipliers), "resolution": config.resolution,
+            "repeats": [s.repeats for s in config.stages], "params": p.trainable_params,
+            "macs": p.macs, "macs_paper": row.macs, "macs_ratio": p.macs / row.macs,
+            "top1_paper": row.top1, "note": row.note}
+
+
+TABLE3_COLUMNS = ["Table 3 row", "model", "res", "params", "MACs (B)", "paper (B)", "ratio",
+                  "paper top-1"]
+
+
 def _display(row):
     def billions(x):
         return None if x is None else x / 1e9
@@ -86,8 +107,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; this script takes flags only")
     from keras_effnet import ALPHA, BETA, GAMMA, profile, scale
+    from keras_effnet.scaling import FAMILIES, TABLE3
 
     phis = parse_phi(FLAGS.phi, allow_empty=True)
+    unknown = sorted(set(FLAGS.table3) - set(FAMILIES))
+    if unknown:
+        raise app.UsageError(f"--table3: {unknown}; accepted: {', '.join(FAMILIES)}")
     try:  # a bad name or a φ too small for the base: say so before counting anything
         for name in FLAGS.variants:
             scale(name)
@@ -103,6 +128,7 @@ def main(argv):
     for phi in phis:
         rows.append(phi_row(phi, FLAGS.base, anchor))
         print(f"counted {rows[-1]['name']}", flush=True)
+    table3 = [table3_row(r) for r in TABLE3 if r.base in FLAGS.table3]
     factor = ALPHA * BETA ** 2 * GAMMA ** 2
     notes = (
         "\n\nparams: trainable, 1000-class head, counted analytically from the config. "
@@ -112,12 +138,19 @@ def main(argv):
         f"{anchor / 1e9:.4f} B of the {FLAGS.base} base counted in this run. Ratio: "
         "measured / published, or measured / predicted. φ rows: depth α^φ (repeats rounded to "
         "nearest), width β^φ (channels to multiples of 8), resolution 224·γ^φ to a multiple of 8.")
+    if table3:
+        notes += ("\n\n## The paper's Table 3\n\n" + markdown_table(
+            [{"Table 3 row": f"{r['base']} {r['row']}", "model": r["name"],
+              "res": r["resolution"], "params": r["params"], "MACs (B)": r["macs"] / 1e9,
+              "paper (B)": r["macs_paper"] / 1e9, "ratio": r["macs_ratio"],
+              "paper top-1": r["top1_paper"]} for r in table3], TABLE3_COLUMNS)
+            + "\n\nTable 3 rows use the reference's depth rounding (ceil). Notes:\n"
+            + "".join(f"\n- {r['base']} {r['row']}: {r['note']}" for r in table3 if r["note"]))
     write_results(FLAGS.results, "model_zoo", rows,
                   markdown_table([_display(r) for r in rows], COLUMNS) + notes,
                   coefficients={"alpha": ALPHA, "beta": BETA, "gamma": GAMMA,
                                 "macs_factor_per_phi": factor},
-                  phi_base=FLAGS.base, phi0_macs=anchor)
-
+                  phi_base=FLAGS.base, phi0_macs=anchor, table3=table3)
 
 if __name__ == "__main__":
     run(main)

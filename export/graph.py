@@ -106,15 +106,16 @@ def deployable(model: Any) -> Any:
     input normalisation (same weights, same function); any other model as it is."""
     import keras
 
-    from keras_effnet.model import EfficientNet, assemble
+    from keras_effnet.assembly import assemble
+    from keras_effnet.model import EfficientNet
 
     model = float32_twin(model)
     if not (isinstance(model, EfficientNet) and model.build_options.include_preprocessing):
         return model
     input_size(model)
-    inputs, outputs = assemble(model.effnet_config, model.build_options,
-                               deployment_layers(keras.layers))
-    twin = keras.Model(inputs, outputs, name=model.name)
+    assembled = assemble(model.effnet_config, model.build_options,
+                         deployment_layers(keras.layers))
+    twin = keras.Model(assembled.inputs, assembled.outputs, name=model.name)
     twin.set_weights(model.get_weights())
     return twin
 

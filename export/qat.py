@@ -78,7 +78,8 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
     from keras_effnet.export.graph import (deployment_layers, float32_twin, input_size,
                                            row_rescaling)
     from keras_effnet.export.tflite import calibration_images
-    from keras_effnet.model import EfficientNet, assemble
+    from keras_effnet.assembly import assemble
+    from keras_effnet.model import EfficientNet
 
     if not isinstance(model, EfficientNet):
         raise TypeError(f"quantization_aware needs a keras_effnet EfficientNet (from build() or "
@@ -91,8 +92,8 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
 
     # Synchronised BN would not match TFMOT's conv+BN patterns; the QAT twin is single-device BN.
     config = dataclasses.replace(model.effnet_config, bn_synchronized=False)
-    inputs, outputs = assemble(config, model.build_options, deployment_layers(tf_keras.layers))
-    twin = tf_keras.Model(inputs, outputs, name=model.name)
+    assembled = assemble(config, model.build_options, deployment_layers(tf_keras.layers))
+    twin = tf_keras.Model(assembled.inputs, assembled.outputs, name=model.name)
     for layer in twin.layers:
         if layer.weights:
             source = [w.shape for w in model.get_layer(layer.name).weights]

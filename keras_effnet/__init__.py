@@ -4,14 +4,14 @@
 first use, so resolving and profiling configs stays instant.
 """
 
-from keras_effnet.profile import LayerCost, Profile, profile
+from keras_effnet.assembly import BuildOptions
+from keras_effnet.profile import LayerCost, Profile, feature_taps, profile
 from keras_effnet.scaling import (ALPHA, BASES, BETA, GAMMA, VARIANTS, BaseNetwork, BlockConfig,
                                   ModelConfig, StageSpec, Variant, scale)
 
 __version__ = "0.1.0"
 
-_LAZY = {"build": "model", "EfficientNet": "model", "BuildOptions": "model",
-         "feature_taps": "model", "load_weights": "weights",
+_LAZY = {"build": "model", "EfficientNet": "model", "load_weights": "weights",
          "load_model": "artifacts", "save_model": "files"}
 
 

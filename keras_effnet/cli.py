@@ -29,7 +29,9 @@ QUICKSTART_DEFAULTS = {"data": "synthetic?train=1600&validation=400", "epochs": 
 flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4 (build)")
 flags.DEFINE_list("variants", None, "comma-separated released variants (profile)")
 flags.DEFINE_list("phi", None, "compound coefficient(s) φ, comma-separated for profile")
-flags.DEFINE_string("base", "efficientnet", "base network for φ: efficientnet or lite")
+flags.DEFINE_string("base", "efficientnet", "base network for φ: efficientnet, lite, "
+                    "mobilenet_v1, mobilenet_v2, resnet50 (profile of the last three also prints "
+                    "the paper's Table 3)")
 flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's 224; "
                      f"quickstart: {QUICKSTART_DEFAULTS['base_resolution']})")
 flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's; "
@@ -73,6 +75,8 @@ def _configs():
 
     kwargs = {"base_resolution": FLAGS.base_resolution}
     if bool(FLAGS.variants or FLAGS.variant) == bool(FLAGS.phi):
+        if not (FLAGS.variants or FLAGS.variant) and _table3_rows():
+            return  # `effnet profile --base=resnet50`: Table 3 alone
         raise app.UsageError("give exactly one of --variant/--variants and --phi")
     if FLAGS.phi:
         for text in FLAGS.phi:
@@ -80,7 +84,10 @@ def _configs():
                 phi = float(text)
             except ValueError:
                 raise app.UsageError(f"--phi: {text!r} is not a number") from None
-            yield keras_effnet.scale(phi=phi, base=FLAGS.base, **kwargs)
+            try:
+                yield keras_effnet.scale(phi=phi, base=FLAGS.base, **kwargs)
+            except ValueError as err:
+                raise app.UsageError(str(err)) from None
     else:
         for name in FLAGS.variants or [FLAGS.variant]:
             yield keras_effnet.scale(name, **kwargs)
@@ -122,6 +129,33 @@ def profile_table(configs) -> str:
     return "\n".join(rows)
 
 
+def _table3_rows():
+    from keras_effnet.scaling import TABLE3
+
+    return [row for row in TABLE3 if row.base == FLAGS.base]
+
+
+def table3_table(rows) -> str:
+    """The paper's Table 3 rows of one base: our network's MACs beside the paper's FLOPs."""
+    from keras_effnet import profile
+
+    head = (f"{'Table 3 row':<22} {'model':<34} {'res':>4} {'params':>12} {'MACs (B)':>9} "
+            f"{'paper (B)':>9} {'ratio':>6} {'paper top-1':>11}")
+    lines = [head, "-" * len(head)]
+    notes = []
+    for row in rows:
+        config = row.config()
+        p = profile(config)
+        lines.append(f"{row.base + ' ' + row.label:<22} {config.name:<34} {config.resolution:>4} "
+                     f"{p.trainable_params:>12,} {p.macs / 1e9:>9.3f} {row.macs / 1e9:>9.1f} "
+                     f"{p.macs / row.macs:>6.3f} {row.top1:>10.1f}%")
+        if row.note:
+            notes.append(f"{row.base} {row.label}: {row.note}")
+    lines.append("Table 3 rows use the reference's depth rounding (ceil); top-1 is the paper's "
+                 "(ImageNet), not measured here.")
+    return "\n".join(lines + notes)
+
+
 def cmd_profile() -> None:
     from keras_effnet import profile
 
@@ -129,7 +163,10 @@ def cmd_profile() -> None:
     if FLAGS.per_layer:
         for config in configs:
             print(profile(config).table(), end="\n\n")
-    print(profile_table(configs))
+    if configs:
+        print(profile_table(configs))
+    if _table3_rows():
+        print(("\n" if configs else "") + table3_table(_table3_rows()))
 
 
 def cmd_build() -> None:

@@ -1,9 +1,11 @@
-"""Parameters and multiply-adds, per layer and in total, counted as the paper counts FLOPs.
+"""Parameters, multiply-adds and activations, per layer and in total, counted as the paper
+counts FLOPs; and the feature taps of a backbone.
 
 MACs are the multiply-adds of convolutions, depthwise convolutions and dense layers (the paper's
 "FLOPs"); batch norm, activations, pooling and additions are not counted. A `ModelConfig` is
 profiled analytically without TensorFlow, so `profile(scale("b7"))` is instant; a built Keras
-model (ours or any other, e.g. keras.applications) is profiled from its layers.
+model (ours or any other, e.g. keras.applications) is profiled from its layers. Both come from
+the one assembly walk, so they cannot disagree with the built graph.
 
 Example:
     >>> from keras_effnet import profile, scale
@@ -18,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from keras_effnet.assembly import BuildOptions, assemble
 from keras_effnet.scaling import ModelConfig
 
 
@@ -29,6 +32,7 @@ class LayerCost:
     params: int
     trainable_params: int
     macs: int
+    activations: int = 0  # output elements of a conv / depthwise / dense layer
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,12 @@ class Profile:
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    @property
+    def activations(self) -> int:
+        """Output elements of all convolutions and dense layers: the size measure that
+        predicts accelerator runtime better than MACs (Dollár et al., 2021)."""
+        return sum(layer.activations for layer in self.layers)
+
     def table(self) -> str:
         rows = [f"{'layer':<28} {'kind':<16} {'output':<16} {'params':>10} {'MACs':>14}"]
         for layer in self.layers:
@@ -65,60 +75,127 @@ def profile(model_or_config: Any, *, num_classes: int = 1000, include_top: bool 
 
     For a config, `num_classes`, `include_top` and `resolution` (default: the config's) describe
     the model to count; for a built model they are read from the model itself, whose spatial
-    input size must be fixed.
+    input size must be fixed. A config is counted by walking the one assembly
+    (`keras_effnet.assembly`) with a namespace of counting layers: the layers that `build`
+    would create, the same shapes, no TensorFlow.
     """
     if isinstance(model_or_config, ModelConfig):
-        return _profile_config(model_or_config, num_classes, include_top, resolution)
+        if resolution is None:
+            resolution = model_or_config.resolution
+        h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+        counter = CountingLayers()
+        assemble(model_or_config, BuildOptions(num_classes=num_classes, include_top=include_top,
+                                               input_shape=(h, w, 3)), counter)
+        return Profile(model_or_config.name, (h, w), tuple(counter.costs))
     if hasattr(model_or_config, "layers") and hasattr(model_or_config, "inputs"):
         return _profile_model(model_or_config)
     raise TypeError(f"profile() takes a ModelConfig or a built Keras model; got "
                     f"{type(model_or_config).__name__}")
 
 
-def _profile_config(config: ModelConfig, num_classes: int, include_top: bool,
-                    resolution: int | tuple[int, int] | None) -> Profile:
-    if resolution is None:
-        resolution = config.resolution
-    h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
-    layers: list[LayerCost] = []
-    size = (h, w)
+def feature_taps(config: ModelConfig) -> list[dict[str, Any]]:
+    """Where a backbone taps its features: the last output at each stride (2, 4, …, 32), with
+    its channels and source block; from the same walk that builds the graph."""
+    return assemble(config, BuildOptions(features_only=True), CountingLayers()).features
 
-    def conv(name: str, kernel: int, c_in: int, c_out: int, stride: int = 1, bias: bool = False,
-             depthwise: bool = False, spatial: tuple[int, int] | None = None) -> None:
-        nonlocal size
-        if spatial is None:
-            size = (math.ceil(size[0] / stride), math.ceil(size[1] / stride))
-            spatial = size
-        weights = kernel * kernel * (1 if depthwise else c_in) * c_out
-        params = weights + (c_out if bias else 0)
-        layers.append(LayerCost(name, "DepthwiseConv2D" if depthwise else "Conv2D",
-                                (*spatial, c_out), params, params, weights * spatial[0] * spatial[1]))
 
-    def bn(name: str, channels: int) -> None:
-        layers.append(LayerCost(name, "BatchNormalization", (*size, channels), 4 * channels,
-                                2 * channels, 0))
+class _Shape:
+    """A symbolic tensor of the counting walk: its shape without the batch axis."""
 
-    conv("stem_conv", 3, 3, config.stem_filters, stride=2)
-    bn("stem_bn", config.stem_filters)
-    for b in config.blocks:
-        prefix, filters = b.name + "_", b.expanded_filters
-        if b.expand_ratio != 1:
-            conv(prefix + "expand_conv", 1, b.filters_in, filters)
-            bn(prefix + "expand_bn", filters)
-        conv(prefix + "dwconv", b.kernel, filters, filters, stride=b.stride, depthwise=True)
-        bn(prefix + "bn", filters)
-        if b.se_filters:
-            conv(prefix + "se_reduce", 1, filters, b.se_filters, bias=True, spatial=(1, 1))
-            conv(prefix + "se_expand", 1, b.se_filters, filters, bias=True, spatial=(1, 1))
-        conv(prefix + "project_conv", 1, filters, b.filters_out)
-        bn(prefix + "project_bn", b.filters_out)
-    conv("top_conv", 1, config.stages[-1].filters_out, config.head_filters)
-    bn("top_bn", config.head_filters)
-    if include_top:
-        dense = config.head_filters * num_classes
-        layers.append(LayerCost("predictions", "Dense", (num_classes,), dense + num_classes,
-                                dense + num_classes, dense))
-    return Profile(config.name, (h, w), tuple(layers))
+    def __init__(self, shape: tuple) -> None:
+        self.shape = tuple(shape)
+
+
+def _out_size(size: int | None, kernel: int, stride: int, padding: str) -> int | None:
+    if size is None:
+        return None
+    return -(-size // stride) if padding == "same" else (size - kernel) // stride + 1
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+class CountingLayers:
+    """A layers namespace (the subset the assembly uses) whose layers record their output
+    shape, parameters and multiply-adds into `costs` instead of building tensors."""
+
+    def __init__(self) -> None:
+        self.costs: list[LayerCost] = []
+
+    def _record(self, name: str, kind: str, shape: tuple, params: int, trainable: int,
+                macs: int = 0) -> _Shape:
+        if params:
+            elements = math.prod(d for d in shape if d is not None)
+            self.costs.append(LayerCost(name, kind, shape, params, trainable, macs,
+                                        elements if macs else 0))
+        return _Shape(shape)
+
+    def Input(self, shape: tuple, name: str) -> _Shape:
+        return _Shape(shape)
+
+    def Conv2D(self, filters: int, kernel_size: int, strides: int = 1, padding: str = "valid",
+               use_bias: bool = True, name: str = "", **_: Any):
+        def call(x: _Shape) -> _Shape:
+            h, w, c_in = x.shape
+            shape = (_out_size(h, kernel_size, strides, padding),
+                     _out_size(w, kernel_size, strides, padding), filters)
+            weights = kernel_size * kernel_size * c_in * filters
+            params = weights + (filters if use_bias else 0)
+            return self._record(name, "Conv2D", shape, params, params,
+                                weights * (shape[0] or 0) * (shape[1] or 0))
+        return call
+
+    def DepthwiseConv2D(self, kernel_size: int, strides: int = 1, padding: str = "valid",
+                        use_bias: bool = True, name: str = "", **_: Any):
+        def call(x: _Shape) -> _Shape:
+            h, w, c = x.shape
+            shape = (_out_size(h, kernel_size, strides, padding),
+                     _out_size(w, kernel_size, strides, padding), c)
+            weights = kernel_size * kernel_size * c
+            params = weights + (c if use_bias else 0)
+            return self._record(name, "DepthwiseConv2D", shape, params, params,
+                                weights * (shape[0] or 0) * (shape[1] or 0))
+        return call
+
+    def Dense(self, units: int, name: str = "", **_: Any):
+        def call(x: _Shape) -> _Shape:
+            weights = x.shape[-1] * units
+            return self._record(name, "Dense", (units,), weights + units, weights + units,
+                                weights)
+        return call
+
+    def BatchNormalization(self, name: str = "", **_: Any):
+        def call(x: _Shape) -> _Shape:
+            c = x.shape[-1]
+            return self._record(name, "BatchNormalization", x.shape, 4 * c, 2 * c)
+        return call
+
+    def ZeroPadding2D(self, padding: Any, name: str = "", **_: Any):
+        (top, bottom), (left, right) = (_pair(p) for p in _pair(padding))
+
+        def call(x: _Shape) -> _Shape:
+            h, w, c = x.shape
+            return _Shape((None if h is None else h + top + bottom,
+                           None if w is None else w + left + right, c))
+        return call
+
+    def MaxPooling2D(self, pool_size: int, strides: int, padding: str = "valid", **_: Any):
+        def call(x: _Shape) -> _Shape:
+            h, w, c = x.shape
+            return _Shape((_out_size(h, pool_size, strides, padding),
+                           _out_size(w, pool_size, strides, padding), c))
+        return call
+
+    def GlobalAveragePooling2D(self, keepdims: bool = False, **_: Any):
+        return lambda x: _Shape((1, 1, x.shape[-1]) if keepdims else (x.shape[-1],))
+
+    GlobalMaxPooling2D = GlobalAveragePooling2D
+
+    def _same_shape(self, *_: Any, **__: Any):
+        return lambda x: _Shape(x[0].shape if isinstance(x, list) else x.shape)
+
+    Rescaling = Activation = Dropout = Add = Multiply = _same_shape
 
 
 def _profile_model(model: Any) -> Profile:
@@ -137,8 +214,10 @@ def _profile_model(model: Any) -> Profile:
         kind = type(layer).__name__
         # A conv kernel is (kh, kw, c_in, c_out), a depthwise one (kh, kw, c, multiplier), a
         # dense one (in, out): each output pixel costs one multiply-add per kernel weight.
-        macs = 0
+        macs = activations = 0
         if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
             macs = math.prod(layer.weights[0].shape) * math.prod(out[:-1])
-        layers.append(LayerCost(layer.name, kind, out, params, trainable, int(macs)))
+            activations = math.prod(out)
+        layers.append(LayerCost(layer.name, kind, out, params, trainable, int(macs),
+                                int(activations)))
     return Profile(model.name, (int(shape[1]), int(shape[2])), tuple(layers))

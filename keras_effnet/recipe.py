@@ -2,8 +2,8 @@
 
 Pure Python. `Recipe.paper()` is the reference ImageNet recipe, `Recipe.short()` the defaults
 for small data and few epochs; `keras_effnet.train.train` applies one (the optimizer and
-schedule come from `keras_effnet.optim`; dropout, drop path and BN momentum are set on the
-model config at build time).
+schedule come from `keras_effnet.optim`; dropout, drop path and BN momentum are passed to
+`build`, which sets them as it builds: `scaling.with_training`).
 
 Example:
     >>> Recipe.named("short", learning_rate=0.01).optimizer

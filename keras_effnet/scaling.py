@@ -54,17 +54,59 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+# Block kinds: the optional fields each kind takes and their defaults (REQUIRED: must be given).
+# mbconv: inverted residual (expand 1×1, depthwise k×k, optional SE, project 1×1), which also
+# covers MobileNetV2; separable: MobileNetV1's depthwise k×k + pointwise 1×1; bottleneck:
+# ResNet v1's 1×1 → k×k → 1×1 (×4 expansion), projection shortcut on a stage's first block.
+REQUIRED = object()
+BLOCK_KINDS: dict[str, dict[str, Any]] = {
+    "mbconv": {"expand_ratio": REQUIRED, "se_ratio": 0.25},
+    "separable": {},
+    "bottleneck": {},
+}
+BOTTLENECK_EXPANSION = 4  # a bottleneck block's output is 4× its inner width (ResNet v1)
+_OPTIONAL_FIELDS = ("expand_ratio", "se_ratio")
+
+
+def _kind(kind: Any) -> str:
+    if isinstance(kind, str) and kind in BLOCK_KINDS:
+        return kind
+    near = difflib.get_close_matches(str(kind), list(BLOCK_KINDS), n=1, cutoff=0.4)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise ValueError(f"unknown block kind {kind!r}{hint} Accepted: {', '.join(BLOCK_KINDS)}")
+
+
 @dataclass(frozen=True)
 class StageSpec:
-    """One row of a base network's stage table (paper Table 1)."""
+    """One row of a base network's stage table (paper Table 1), naming its block kind.
+
+    `expand_ratio` and `se_ratio` belong to `mbconv` only (expand_ratio required, se_ratio
+    0.25 by default, 0 = no squeeze-excitation); `separable` and `bottleneck` take neither.
+    """
 
     kernel: int
     repeats: int
     filters_in: int
     filters_out: int
-    expand_ratio: int
-    stride: int
-    se_ratio: float = 0.25
+    expand_ratio: int | None = None
+    stride: int = 1
+    se_ratio: float | None = None
+    kind: str = "mbconv"
+
+    def __post_init__(self) -> None:
+        takes = BLOCK_KINDS[_kind(self.kind)]
+        for field in _OPTIONAL_FIELDS:
+            value = getattr(self, field)
+            if field not in takes:
+                if value is not None:
+                    accepted = ["kernel", "repeats", "filters_in", "filters_out", "stride",
+                                *takes]
+                    raise ValueError(f"block kind {self.kind!r} takes no {field} (got "
+                                     f"{value!r}); its fields: {', '.join(accepted)}")
+            elif value is None:
+                if takes[field] is REQUIRED:
+                    raise ValueError(f"block kind {self.kind!r} needs {field}")
+                object.__setattr__(self, field, takes[field])
 
     def validate(self, where: str) -> None:
         def bad(field: str, accepted: str) -> ValueError:
@@ -72,22 +114,37 @@ class StageSpec:
 
         for field in ("kernel", "repeats", "filters_in", "filters_out", "expand_ratio"):
             value = getattr(self, field)
-            if not _is_int(value) or value < 1:
+            if (value is not None or field != "expand_ratio") and (not _is_int(value) or
+                                                                    value < 1):
                 raise bad(field, "an integer >= 1")
         if self.kernel % 2 == 0:
             raise bad("kernel", "an odd integer")
         if self.stride not in (1, 2) or not _is_int(self.stride):
             raise bad("stride", "1 or 2")
-        if not _is_real(self.se_ratio) or not 0 <= self.se_ratio <= 1:
+        if self.se_ratio is not None and (not _is_real(self.se_ratio) or
+                                          not 0 <= self.se_ratio <= 1):
             raise bad("se_ratio", "a number in [0, 1] (0 = no squeeze-excitation)")
+        if self.kind == "bottleneck" and self.filters_out % BOTTLENECK_EXPANSION:
+            raise bad("filters_out", f"a multiple of {BOTTLENECK_EXPANSION} (a bottleneck's "
+                      "output is 4× its inner width)")
+
+
+STEMS = ("conv", "conv_pool")  # conv: k×k s2 conv; conv_pool: ResNet's padded conv + max pool
+PREPROCESSINGS = ("imagenet", "lite", "tf", "caffe")
+ACTIVATIONS = ("swish", "silu", "relu6", "relu", "gelu", "hard_swish")
 
 
 @dataclass(frozen=True)
 class BaseNetwork:
     """A base network: its stage table plus the rules that scaling applies to it.
 
+    `stem` is "conv" (a k×k stride-2 conv, BN, activation) or "conv_pool" (ResNet's: zero
+    padding k//2, k×k stride-2 conv, BN, activation, zero padding 1, 3×3 stride-2 max pool).
+    `head_filters` is the 1×1 head conv's width (0: no head conv, as MobileNetV1 and ResNet).
     `fix_stem_head` is the Lite rule of the reference: stem and head widths are not scaled and
-    the first and last stages are not depth-scaled.
+    the first and last stages are not depth-scaled. `head_grows_only` is MobileNetV2's rule: the
+    head widens with width > 1 and keeps its width below. `dropout_per_phi` is how much the
+    classifier's dropout rate grows per unit of φ (EfficientNet: 0.2 at B0 to 0.5 at B7).
     """
 
     name: str
@@ -97,8 +154,14 @@ class BaseNetwork:
     head_filters: int = 1280
     activation: str = "swish"
     fix_stem_head: bool = False
-    preprocessing: str = "imagenet"  # "imagenet": (x/255 - mean)/std; "lite": (x - 127)/128
+    preprocessing: str = "imagenet"  # see model.preprocessing_constants
     dropout: float = 0.2
+    stem: str = "conv"
+    stem_kernel: int = 3
+    conv_bias: bool = False
+    bn_epsilon: float = 1e-3
+    head_grows_only: bool = False
+    dropout_per_phi: float = 0.3 / 7
 
     def __post_init__(self) -> None:
         stages = tuple(_as_stage(s, i) for i, s in enumerate(self.stages))
@@ -115,27 +178,36 @@ class BaseNetwork:
                     f"{'stem' if i == 0 else 'previous stage'} gives {expected_in}; "
                     "each stage's filters_in must equal the width feeding it")
             expected_in = stage.filters_out
-        if self.activation not in ("swish", "relu6", "relu", "silu", "gelu", "hard_swish"):
-            raise ValueError(f"base {self.name!r}: activation={self.activation!r}; accepted: "
-                             "swish, silu, relu6, relu, gelu, hard_swish")
-        if self.preprocessing not in ("imagenet", "lite"):
-            raise ValueError(f"base {self.name!r}: preprocessing={self.preprocessing!r}; "
-                             "accepted: 'imagenet' or 'lite'")
-        if not _is_int(self.resolution) or self.resolution < MIN_RESOLUTION:
-            raise ValueError(f"base {self.name!r}: resolution={self.resolution!r}; accepted: "
-                             f"an integer >= {MIN_RESOLUTION}")
+        for field, accepted in (("activation", ACTIVATIONS), ("preprocessing", PREPROCESSINGS),
+                                ("stem", STEMS)):
+            if getattr(self, field) not in accepted:
+                raise ValueError(f"base {self.name!r}: {field}={getattr(self, field)!r}; "
+                                 f"accepted: {', '.join(accepted)}")
+        for field, low in (("resolution", MIN_RESOLUTION), ("stem_filters", 1),
+                           ("stem_kernel", 1), ("head_filters", 0)):
+            value = getattr(self, field)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"base {self.name!r}: {field}={value!r}; accepted: an "
+                                 f"integer >= {low}")
 
 
 def _as_stage(row: Any, index: int) -> StageSpec:
-    if isinstance(row, StageSpec):
-        return row
-    if isinstance(row, dict):
-        return StageSpec(**row)
-    if isinstance(row, (tuple, list)):
-        return StageSpec(*row)
+    try:
+        if isinstance(row, StageSpec):
+            return row
+        if isinstance(row, dict):
+            unknown = sorted(set(row) - {f.name for f in dataclasses.fields(StageSpec)})
+            if unknown:
+                raise ValueError(f"unknown field(s) {unknown}; accepted: "
+                                 f"{', '.join(f.name for f in dataclasses.fields(StageSpec))}")
+            return StageSpec(**row)
+        if isinstance(row, (tuple, list)):
+            return StageSpec(*row)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"stage {index + 1}: {err}") from None
     raise TypeError(f"stage {index + 1}: got {type(row).__name__}; accepted: StageSpec, "
                     "a dict of its fields, or a tuple (kernel, repeats, filters_in, filters_out, "
-                    "expand_ratio, stride[, se_ratio])")
+                    "expand_ratio, stride[, se_ratio[, kind]])")
 
 
 _B0_STAGES = (
@@ -148,11 +220,38 @@ _B0_STAGES = (
     StageSpec(3, 1, 192, 320, 6, 1),
 )
 
+
+# Bases of other families (paper Table 3); their models are named "<base>-…", not "efficientnet-…".
+FAMILIES = ("mobilenet_v1", "mobilenet_v2", "resnet50")
+
 BASES: dict[str, BaseNetwork] = {
     "efficientnet": BaseNetwork("efficientnet", _B0_STAGES),
     "lite": BaseNetwork(
         "lite", tuple(dataclasses.replace(s, se_ratio=0.0) for s in _B0_STAGES),
         activation="relu6", fix_stem_head=True, preprocessing="lite"),
+    # keras.applications.MobileNet(alpha=1.0): 13 depthwise-separable blocks, no head conv.
+    "mobilenet_v1": BaseNetwork(
+        "mobilenet_v1", tuple(StageSpec(3, n, c_in, c_out, stride=s, kind="separable")
+                              for n, c_in, c_out, s in ((1, 32, 64, 1), (2, 64, 128, 2),
+                                                        (2, 128, 256, 2), (6, 256, 512, 2),
+                                                        (2, 512, 1024, 2))),
+        head_filters=0, activation="relu6", preprocessing="tf", dropout=1e-3, dropout_per_phi=0),
+    # keras.applications.MobileNetV2(alpha=1.0): the paper's (t, c, n, s) rows, no SE.
+    "mobilenet_v2": BaseNetwork(
+        "mobilenet_v2", tuple(StageSpec(3, n, c_in, c_out, t, s, 0.0)
+                              for t, c_in, c_out, n, s in ((1, 32, 16, 1, 1), (6, 16, 24, 2, 2),
+                                                           (6, 24, 32, 3, 2), (6, 32, 64, 4, 2),
+                                                           (6, 64, 96, 3, 1), (6, 96, 160, 3, 2),
+                                                           (6, 160, 320, 1, 1))),
+        activation="relu6", preprocessing="tf", dropout=0.0, dropout_per_phi=0,
+        head_grows_only=True),
+    # keras.applications.ResNet50: v1 bottlenecks, stride on the first 1×1 conv, biased convs.
+    "resnet50": BaseNetwork(
+        "resnet50", tuple(StageSpec(3, n, c_in, c_out, stride=s, kind="bottleneck")
+                          for n, c_in, c_out, s in ((3, 64, 256, 1), (4, 256, 512, 2),
+                                                    (6, 512, 1024, 2), (3, 1024, 2048, 2))),
+        stem_filters=64, head_filters=0, activation="relu", preprocessing="caffe", dropout=0.0,
+        dropout_per_phi=0, stem="conv_pool", stem_kernel=7, conv_bias=True, bn_epsilon=1.001e-5),
 }
 
 
@@ -188,26 +287,95 @@ VARIANTS: dict[str, Variant] = {
 
 
 @dataclass(frozen=True)
+class PublishedScaling:
+    """One row of the paper's Table 3: a base scaled by explicit multipliers, with the FLOPs
+    (multiply-adds) and top-1 the paper reports. `note` says how multipliers the paper does
+    not state were found, or why a figure is not matched within 10 %."""
+
+    base: str
+    label: str
+    multipliers: tuple[tuple[str, float], ...]  # () is the baseline
+    macs: float
+    top1: float
+    note: str = ""
+
+    def config(self) -> "ModelConfig":
+        """The row's network: the reference's depth rounding (ceil), which the paper's FLOPs
+        come from (with round-to-nearest the compound rows fall 10-14 % short)."""
+        if not self.multipliers:
+            return scale(phi=0, base=self.base)
+        return scale(base=self.base, depth_rounding="ceil", **dict(self.multipliers))
+
+
+_SAME_AS_V1 = ("not stated; MobileNetV1's d=1.4, w=1.2, r=1.3 (also Table 7's for B0) "
+               "reproduce the paper's FLOPs")
+_R50_STRIDE = ("keras.applications' ResNet-50 strides its first 1x1 conv: 3.86 B at 224 px; "
+               "with the stride on the 3x3 conv (the paper's count) it is 4.09 B")
+TABLE3 = (
+    PublishedScaling("mobilenet_v1", "baseline", (), 0.6e9, 70.6),
+    PublishedScaling("mobilenet_v1", "w=2", (("width", 2.0),), 2.2e9, 74.2),
+    PublishedScaling("mobilenet_v1", "r=2", (("resolution", 2.0),), 2.2e9, 72.7),
+    PublishedScaling("mobilenet_v1", "compound", (("depth", 1.4), ("width", 1.2),
+                                                  ("resolution", 1.3)), 2.3e9, 75.6),
+    PublishedScaling("mobilenet_v2", "baseline", (), 0.3e9, 72.0),
+    PublishedScaling("mobilenet_v2", "d=4", (("depth", 4.0),), 1.2e9, 76.8),
+    PublishedScaling("mobilenet_v2", "w=2", (("width", 2.0),), 1.1e9, 76.4),
+    PublishedScaling("mobilenet_v2", "r=2", (("resolution", 2.0),), 1.2e9, 74.8),
+    PublishedScaling("mobilenet_v2", "compound", (("depth", 1.4), ("width", 1.2),
+                                                  ("resolution", 1.3)), 1.3e9, 77.4, _SAME_AS_V1),
+    PublishedScaling("resnet50", "baseline", (), 4.1e9, 76.0, _R50_STRIDE),
+    PublishedScaling("resnet50", "d=4", (("depth", 4.0),), 16.2e9, 78.1,
+                     "missed (-11.5 %): 4x the blocks of [3, 4, 6, 3] is 3.72x the baseline's "
+                     "MACs (3.56x with the stride on the 3x3); the paper's row is 3.95x its "
+                     "baseline. " + _R50_STRIDE),
+    PublishedScaling("resnet50", "w=2", (("width", 2.0),), 14.7e9, 77.7),
+    PublishedScaling("resnet50", "r=2", (("resolution", 2.0),), 16.4e9, 77.5),
+    PublishedScaling("resnet50", "compound", (("depth", 1.4), ("width", 1.2),
+                                              ("resolution", 1.4)), 16.7e9, 78.8,
+                     "not stated; d=1.4, w=1.2, r=1.4 is the 0.1-step triple nearest "
+                     "MobileNetV1's (1.4, 1.2, 1.3) that reproduces 16.7 B (1.3 gives 13.9 B)"),
+)
+
+
+@dataclass(frozen=True)
 class BlockConfig:
-    """One MBConv block, fully resolved. `drop_path_rate` is 0 where there is no identity
-    skip."""
+    """One block, fully resolved. `skip` is "identity", "projection" (a 1×1 conv + BN
+    shortcut: a bottleneck stage's first block) or "none"; `drop_path_rate` is 0 where there is
+    no identity skip. `expand_ratio` is None and `se_filters` 0 for kinds without them."""
 
     name: str
     kernel: int
     stride: int
     filters_in: int
     filters_out: int
-    expand_ratio: int
+    expand_ratio: int | None
     se_filters: int  # 0: no squeeze-excitation
     drop_path_rate: float
+    kind: str = "mbconv"
+    skip: str = "identity"
+
+    @property
+    def inner_filters(self) -> int:
+        """The width inside the block: expanded (mbconv), 1/4 of the output (bottleneck)."""
+        if self.kind == "bottleneck":
+            return self.filters_out // BOTTLENECK_EXPANSION
+        return self.filters_in * (self.expand_ratio or 1)
 
     @property
     def expanded_filters(self) -> int:
-        return self.filters_in * self.expand_ratio
+        return self.inner_filters
 
     @property
     def has_skip(self) -> bool:
-        return self.stride == 1 and self.filters_in == self.filters_out
+        return self.skip == "identity"
+
+
+def _skip(kind: str, first: bool, stride: int, filters_in: int, filters_out: int) -> str:
+    if kind == "separable":
+        return "none"
+    if kind == "bottleneck" and first:
+        return "projection"
+    return "identity" if stride == 1 and filters_in == filters_out else "none"
 
 
 @dataclass(frozen=True)
@@ -234,6 +402,9 @@ class ModelConfig:
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
     bn_synchronized: bool = False  # cross-replica batch statistics (the reference's TPU BN)
+    stem: str = "conv"
+    stem_kernel: int = 3
+    conv_bias: bool = False
 
     @functools.cached_property
     def blocks(self) -> tuple[BlockConfig, ...]:
@@ -243,13 +414,16 @@ class ModelConfig:
             for j in range(stage.repeats):
                 filters_in = stage.filters_in if j == 0 else stage.filters_out
                 stride = stage.stride if j == 0 else 1
-                se_filters = max(1, int(filters_in * stage.se_ratio)) if stage.se_ratio > 0 else 0
-                skip = stride == 1 and filters_in == stage.filters_out
+                se_filters = (max(1, int(filters_in * stage.se_ratio))
+                              if stage.se_ratio else 0)
+                skip = _skip(stage.kind, j == 0, stride, filters_in, stage.filters_out)
                 blocks.append(BlockConfig(
                     name=f"block{stage_number}{_letters(j)}", kernel=stage.kernel, stride=stride,
                     filters_in=filters_in, filters_out=stage.filters_out,
                     expand_ratio=stage.expand_ratio, se_filters=se_filters,
-                    drop_path_rate=self.drop_path_rate * index / total if skip else 0.0))
+                    drop_path_rate=(self.drop_path_rate * index / total
+                                    if skip == "identity" else 0.0),
+                    kind=stage.kind, skip=skip))
                 index += 1
         return tuple(blocks)
 
@@ -277,13 +451,16 @@ class ModelConfig:
             f"{self.name}{phi}  width={self.width:.4g} depth={self.depth:.4g} "
             f"resolution={self.resolution} dropout_rate={self.dropout_rate:g} "
             f"drop_path_rate={self.drop_path_rate:g} activation={self.activation}",
-            f"  stem conv3x3 s2 -> {self.stem_filters}",
-            "  stage kernel stride expand  se   repeats  filters",
+            f"  stem {self.stem} {self.stem_kernel}x{self.stem_kernel} s2 -> {self.stem_filters}",
+            "  stage kind        kernel stride expand  se   repeats  filters",
         ]
         for i, s in enumerate(self.stages, start=1):
-            lines.append(f"  {i:>5} {s.kernel:>6} {s.stride:>6} {s.expand_ratio:>6} "
-                         f"{s.se_ratio:>5g} {s.repeats:>7}  {s.filters_in}->{s.filters_out}")
-        lines.append(f"  head conv1x1 -> {self.head_filters}, pool, dropout, dense")
+            expand = "-" if s.expand_ratio is None else s.expand_ratio
+            se = "-" if s.se_ratio is None else f"{s.se_ratio:g}"
+            lines.append(f"  {i:>5} {s.kind:<11} {s.kernel:>6} {s.stride:>6} {expand:>6} "
+                         f"{se:>5} {s.repeats:>7}  {s.filters_in}->{s.filters_out}")
+        head = (f"conv1x1 -> {self.head_filters}, " if self.head_filters else "")
+        lines.append(f"  head {head}pool, dropout, dense")
         return "\n".join(lines)
 
 
@@ -330,6 +507,7 @@ def scale(
     width: float | None = None,
     resolution: float | None = None,
     drop_connect_rate: float | None = None,
+    depth_rounding: str | None = None,
 ) -> ModelConfig:
     """Resolve a released variant, a compound-scaling coefficient φ, or explicit multipliers
     into a `ModelConfig`.
@@ -348,9 +526,16 @@ def scale(
     `drop_path_rate` is the stochastic-depth rate of the last block (it grows linearly over
     the scaled blocks). `base` is "efficientnet", "lite", a `BaseNetwork`, or a stage table
     (a custom base). `drop_connect_rate` is the deprecated name of `drop_path_rate`.
+    `depth_rounding` is "nearest" (the default for φ and multipliers) or "ceil" (the
+    reference's rounding, the default for released variants; the paper's Table 3 figures
+    come from it).
     """
     drop_path_rate = renamed_argument("drop_connect_rate", drop_connect_rate,
                                       "drop_path_rate", drop_path_rate, 0.2)
+    rounding = depth_rounding or ("ceil" if variant is not None else "nearest")
+    if rounding not in ("nearest", "ceil"):
+        raise ValueError(f"depth_rounding={depth_rounding!r}; accepted: None, 'nearest' or "
+                         "'ceil'")
     multipliers = {k: v for k, v in (("depth", depth), ("width", width),
                                      ("resolution", resolution)) if v is not None}
     given = [name for name, value in (("variant", variant), ("phi", phi)) if value is not None]
@@ -398,14 +583,18 @@ def scale(
         resolution = int(round(v.resolution * res0 / base_net.resolution))
         dropout = v.dropout_rate if dropout_rate is None else dropout_rate
     else:
-        kind = "" if base_net.name == "efficientnet" else f"{base_net.name}-"
+        # EfficientNet's own bases (and custom tables) keep the family name in front.
+        prefix = (f"{base_net.name}-" if base_net.name in FAMILIES else
+                  "efficientnet-" + ("" if base_net.name == "efficientnet" else
+                                     f"{base_net.name}-"))
         if multipliers:
             depth, width = multipliers.get("depth", 1.0), multipliers.get("width", 1.0)
             exact_res = res0 * multipliers.get("resolution", 1.0)
             what = ", ".join(f"{k}={v!r}" for k, v in multipliers.items())
-            name = f"efficientnet-{kind}" + "-".join(f"{k[0]}{v:g}" for k, v in
+            name = prefix + "-".join(f"{k[0]}{v:g}" for k, v in
                                                     multipliers.items())
-            phi_value, dropout = None, 0.2 if dropout_rate is None else dropout_rate
+            phi_value = None
+            dropout = base_net.dropout if dropout_rate is None else dropout_rate
         else:
             if not _is_real(phi) or not math.isfinite(phi):
                 raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, "
@@ -419,29 +608,35 @@ def scale(
                 raise ValueError(f"phi={phi!r} gives depth={depth}, width={width}, "
                                  f"resolution={exact_res}; accepted: a φ that keeps them "
                                  "finite")
-            what, name = f"phi={phi!r}", f"efficientnet-{kind}phi{phi:g}"
+            what, name = f"phi={phi!r}", f"{prefix}phi{phi:g}"
             phi_value = float(phi)
-            dropout = (min(0.5, max(0.2, 0.2 + 0.3 * phi / 7))
-                       if dropout_rate is None else dropout_rate)
+            grown = base_net.dropout + base_net.dropout_per_phi * phi
+            dropout = (min(0.5, max(base_net.dropout, grown)) if base_net.dropout_per_phi
+                       else base_net.dropout) if dropout_rate is None else dropout_rate
         resolution = int(round(exact_res / DIVISOR)) * DIVISOR
         if resolution < MIN_RESOLUTION:
             lowest = (math.log(MIN_RESOLUTION / res0) / math.log(gamma)
                       if gamma != 1 and not multipliers else None)
             hint = f"; the smallest φ for this base is about {lowest:.2f}" if lowest else ""
             raise ValueError(f"{what} gives resolution {resolution} < {MIN_RESOLUTION}{hint}")
+    if depth_rounding is not None and depth_rounding != ("ceil" if variant else "nearest"):
+        name += f"-{depth_rounding}"  # another network than the default rounding's
     _check_fraction("dropout_rate", dropout)
     if resolution < MIN_RESOLUTION:
         raise ValueError(f"resolution {resolution} < {MIN_RESOLUTION}; raise base_resolution")
 
     fixed = base_net.fix_stem_head
     stem = base_net.stem_filters if fixed else round_filters(base_net.stem_filters, width)
-    head = base_net.head_filters if fixed else round_filters(base_net.head_filters, width)
+    head = base_net.head_filters
+    if not fixed and head and (width > 1 or not base_net.head_grows_only):
+        head = round_filters(head, width)
     stages, feeding = [], stem
     last = len(base_net.stages) - 1
     for i, s in enumerate(base_net.stages):
         repeats = (s.repeats if fixed and i in (0, last)
-                   else round_repeats(s.repeats, depth, nearest=variant is None))
-        out = round_filters(s.filters_out, width)
+                   else round_repeats(s.repeats, depth, nearest=rounding == "nearest"))
+        out = (round_filters(s.filters_out // BOTTLENECK_EXPANSION, width) * BOTTLENECK_EXPANSION
+               if s.kind == "bottleneck" else round_filters(s.filters_out, width))
         # The real tensor decides filters_in (Lite declares a scaled width the fixed stem lacks).
         stages.append(dataclasses.replace(s, repeats=repeats, filters_in=feeding, filters_out=out))
         feeding = out
@@ -449,7 +644,30 @@ def scale(
         name=name, base=base_net.name, phi=phi_value, width=float(width), depth=float(depth),
         resolution=resolution, dropout_rate=float(dropout), drop_path_rate=float(drop_path_rate),
         activation=base_net.activation, stem_filters=stem, head_filters=head,
-        stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum))
+        stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum),
+        bn_epsilon=base_net.bn_epsilon, stem=base_net.stem, stem_kernel=base_net.stem_kernel,
+        conv_bias=base_net.conv_bias)
+
+
+def with_training(config: ModelConfig, *, dropout_rate: float | None = None,
+                  drop_path_rate: float | None = None, bn_momentum: float | None = None,
+                  bn_synchronized: bool | None = None) -> ModelConfig:
+    """`config` with a training recipe's regularisation and batch-norm settings (None keeps
+    the config's). These change how the network trains, not its architecture; `build` applies
+    them when it builds (`keras_effnet.train` passes the recipe's)."""
+    changes = {k: v for k, v in (("dropout_rate", dropout_rate),
+                                 ("drop_path_rate", drop_path_rate),
+                                 ("bn_momentum", bn_momentum),
+                                 ("bn_synchronized", bn_synchronized)) if v is not None}
+    for label in ("dropout_rate", "drop_path_rate"):
+        if label in changes:
+            _check_fraction(label, changes[label])
+            changes[label] = float(changes[label])
+    if "bn_momentum" in changes and (not _is_real(bn_momentum) or not 0 < bn_momentum < 1):
+        raise ValueError(f"bn_momentum={bn_momentum!r}; accepted: a number in (0, 1)")
+    if "bn_synchronized" in changes and not isinstance(bn_synchronized, bool):
+        raise TypeError(f"bn_synchronized={bn_synchronized!r}; accepted: True or False")
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _resolve_base(base: str | BaseNetwork | Sequence[Any]) -> BaseNetwork:
@@ -457,8 +675,10 @@ def _resolve_base(base: str | BaseNetwork | Sequence[Any]) -> BaseNetwork:
         return base
     if isinstance(base, str):
         if base not in BASES:
-            raise ValueError(f"base={base!r}; accepted: {sorted(BASES)}, a BaseNetwork, "
-                             "or a stage table")
+            near = difflib.get_close_matches(base, list(BASES), n=1, cutoff=0.4)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"base={base!r}{hint}; accepted: {', '.join(BASES)}, a "
+                             "BaseNetwork, or a stage table")
         return BASES[base]
     if isinstance(base, Iterable):
         return BaseNetwork("custom", tuple(base))

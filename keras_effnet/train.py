@@ -231,10 +231,6 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     config = scale(model) if isinstance(model, str) else model
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
-    config = dataclasses.replace(
-        config, bn_momentum=recipe.bn_momentum, drop_path_rate=recipe.drop_path_rate,
-        dropout_rate=config.dropout_rate if recipe.dropout_rate is None
-        else recipe.dropout_rate)
     resolution = resolution or config.resolution
     dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
     policy = precision_policy(mixed_precision)
@@ -242,8 +238,6 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if batch_size % replicas:
         raise ValueError(f"global batch_size={batch_size} cannot be split evenly across "
                          f"{replicas} replicas; use a multiple of {replicas}")
-    # Batch statistics over the global batch, as the reference's cross-replica TPU batch norm.
-    config = dataclasses.replace(config, bn_synchronized=replicas > 1)
     workers, worker_index = _worker(dist)
     chief = worker_index == 0
     keras.utils.set_random_seed(seed)
@@ -260,8 +254,13 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     keras.mixed_precision.set_global_policy(policy)
     try:
         with dist.scope():
+            # The recipe's regularisation, set at build time; batch statistics over the global
+            # batch, as the reference's cross-replica TPU batch norm.
             net = build(config, num_classes=dataset.num_classes,
-                        input_shape=(resolution, resolution, 3))
+                        input_shape=(resolution, resolution, 3),
+                        dropout_rate=recipe.dropout_rate, drop_path_rate=recipe.drop_path_rate,
+                        bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1)
+            config = net.effnet_config
             if recipe.zero_init:
                 zero_init(net, config)
             metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]

@@ -48,7 +48,8 @@ def test_bad_phi_is_a_usage_error(script, tmp_path):
 
 
 def test_model_zoo_counts_match_the_reference(tmp_path):
-    result = bench("model_zoo.py", "--variants=b0,lite0", "--phi=-1,0,1", f"--results={tmp_path}")
+    result = bench("model_zoo.py", "--variants=b0,lite0", "--phi=-1,0,1", "--table3=resnet50",
+                   f"--results={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "model_zoo.md").is_file()
     data, rows = rows_of(tmp_path / "model_zoo.json")
@@ -72,6 +73,14 @@ def test_model_zoo_counts_match_the_reference(tmp_path):
     assert by_name["efficientnet-phi-1"]["macs"] < phi0["macs"]
     md = (tmp_path / "model_zoo.md").read_text()
     assert "5,288,548" in md and "efficientnet-phi1" in md
+    table3 = {r["row"]: r for r in data["table3"]}
+    assert list(table3) == ["baseline", "d=4", "w=2", "r=2", "compound"]
+    assert table3["baseline"]["params"] == 25_583_592 and table3["baseline"]["macs_paper"] == 4.1e9
+    assert table3["w=2"]["macs_ratio"] == pytest.approx(table3["w=2"]["macs"] / 14.7e9)
+    assert table3["d=4"]["repeats"] == [12, 16, 24, 12] and "missed" in table3["d=4"]["note"]
+    assert "## The paper's Table 3" in md and "resnet50-d1.4-w1.2-r1.4-ceil" in md
+    bad = bench("model_zoo.py", "--table3=resnet", f"--results={tmp_path / 'bad'}")
+    assert bad.returncode != 0 and "--table3: ['resnet']" in bad.stderr
 
 
 def test_scaling_matches_macs_per_dimension(tmp_path):

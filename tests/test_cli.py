@@ -70,3 +70,21 @@ def test_cli_errors_are_clear(args, message):
     result = effnet(*args)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
+
+
+def test_profile_prints_table_3_beside_the_paper():
+    result = effnet("profile", "--base=resnet50", "--phi=0,1,2")
+    assert result.returncode == 0, result.stderr
+    rows = {" ".join(line.split()[:2]): line.split() for line in result.stdout.splitlines()
+            if line.startswith("resnet50")}
+    assert rows["resnet50-phi0 1.000"][4] == "25,583,592"  # the φ table
+    assert rows["resnet50 baseline"][2:7] == ["resnet50-phi0", "224", "25,583,592", "3.858",
+                                               "4.1"]
+    assert rows["resnet50 compound"][5:7] == ["16.777", "16.7"]
+    assert "resnet50 d=4: missed (-11.5 %)" in result.stdout
+    alone = effnet("profile", "--base=mobilenet_v2")
+    assert alone.returncode == 0, alone.stderr
+    lines = [line.split() for line in alone.stdout.splitlines()
+             if line.startswith("mobilenet_v2 ") and ":" not in line]  # rows, not notes
+    assert [line[1] for line in lines] == ["baseline", "d=4", "w=2", "r=2", "compound"]
+    assert all(0.9 <= float(line[7]) <= 1.1 for line in lines)

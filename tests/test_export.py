@@ -81,6 +81,16 @@ def test_bad_paths(small_models, tmp_path):
         to_onnx(small_models["lite0"], tmp_path / "m.onnx", opset=7)
 
 
+def test_verification_reports_the_outputs_sqnr():
+    from keras_effnet.export.verify import compare
+
+    reference = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.1, 0.8, 0.1]])
+    noisy = reference + np.array([[-0.02, 0.01, 0.01], [-0.01, 0.01, 0.0], [0.0, -0.01, 0.01]])
+    signal, noise = np.sum(reference ** 2), np.sum((noisy - reference) ** 2)
+    assert compare(reference, noisy)["sqnr_db"] == pytest.approx(10 * np.log10(signal / noise))
+    assert compare(reference, reference)["sqnr_db"] is None  # identical outputs
+
+
 def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixels):
     path = tmp_path / "m.onnx"
     with pytest.raises(VerificationError, match=r"verification failed") as caught:

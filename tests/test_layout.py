@@ -70,6 +70,21 @@ def test_file_handling_and_recipe_need_only_the_standard_library():
     assert done.stdout.strip() in ("[]", "['numpy']"), done.stdout  # recipe -> data -> numpy
 
 
+def test_the_one_walk_needs_no_tensorflow():
+    """The spec, the blocks, the assembly and the profile are pure Python: counting any model
+    walks the same assembly as `build`, with counting layers."""
+    code = ("import sys, keras_effnet.scaling, keras_effnet.blocks, keras_effnet.assembly, "
+            "keras_effnet.profile; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout
+    graph = import_graph()
+    assert "keras_effnet.assembly" in graph["keras_effnet.profile"]
+    assert "keras_effnet.assembly" in graph["keras_effnet.model"]
+    assert "keras_effnet.profile" not in graph["keras_effnet.assembly"]
+
+
 def test_private_keras_names_still_exist():
     """Each private Keras name that keras_private overrides or reads is still there (as a
     method, or as an attribute the class's code sets): an upgrade that drops one fails here."""

@@ -23,13 +23,21 @@ def _reference(variant, size):
     norm.set_weights([np.array(IMAGENET_MEAN, "float32"),
                       np.square(np.array(IMAGENET_STD, "float32")), np.array(0, "int64")])
     norm.finalize_state()  # Normalization caches mean/variance when built
-    # Random BN statistics, so that a swapped mean/variance could not go unnoticed.
-    rng = np.random.default_rng(1)
+    return _randomised(ref, seed=1, perturb=False)
+
+
+def _randomised(ref, seed=3, perturb=True):
+    """Random BN statistics, so that a swapped mean/variance could not go unnoticed; with
+    `perturb`, every other weight (biases included) moved too, so that a misread channel
+    order cannot cancel out."""
+    rng = np.random.default_rng(seed)
     for layer in ref.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
                                rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+        elif perturb and layer.weights and not isinstance(layer, keras.layers.Dense):
+            layer.set_weights([w + rng.normal(0, 0.01, w.shape) for w in layer.get_weights()])
     return ref
 
 
@@ -68,3 +76,63 @@ def test_backbone_without_top_matches(tmp_path, pixels):
                               weights=tmp_path / "ref.h5")
     ref_features = keras.Model(ref.input, ref.get_layer("avg_pool").output)
     _assert_same_function(ours, ref_features, pixels(2, 64))
+
+
+# ---- Other families (paper Table 3): keras.applications MobileNet, MobileNetV2, ResNet50 ----
+
+FAMILIES = {
+    "mobilenet_v1": (keras.applications.MobileNet, keras.applications.mobilenet.preprocess_input),
+    "mobilenet_v2": (keras.applications.MobileNetV2,
+                     keras.applications.mobilenet_v2.preprocess_input),
+    "resnet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
+}
+
+
+@pytest.mark.parametrize("base,size,fmt", [("mobilenet_v1", 64, "h5"),
+                                           ("mobilenet_v1", 64, "weights.h5"),
+                                           ("mobilenet_v2", 64, "keras"),
+                                           ("mobilenet_v2", 64, "weights.h5"),
+                                           ("resnet50", 64, "h5")])
+def test_family_same_function_as_keras_applications(base, size, fmt, tmp_path, pixels):
+    constructor, preprocess = FAMILIES[base]
+    keras.utils.set_random_seed(5)
+    ref = _randomised(constructor(weights=None, input_shape=(size, size, 3),
+                                  classifier_activation=None))
+    path = tmp_path / f"ref.{fmt}"
+    ref.save_weights(path) if fmt == "weights.h5" else ref.save(path)
+    ours = keras_effnet.build(base=base, phi=0, input_shape=(size, size, 3), weights=path,
+                              classifier_activation=None)
+    x = pixels(3, size)
+    a = np.asarray(ours(x))
+    b = np.asarray(ref(preprocess(x.copy())))  # their preprocessing outside, ours inside
+    rel = np.max(np.abs(a - b)) / np.max(np.abs(b))
+    assert a.shape == b.shape and rel < 1e-5, f"relative difference {rel:.2e}"
+    assert np.std(b) > 0
+    if base == "resnet50":  # the stem kernel was reversed to RGB: without that it differs
+        flipped = np.asarray(ref(preprocess(x[..., ::-1].copy())))
+        assert np.max(np.abs(a - flipped)) / np.max(np.abs(b)) > 1e-3
+
+
+@pytest.mark.parametrize("base,application", [("mobilenet_v1", "MobileNet"),
+                                              ("mobilenet_v2", "MobileNetV2"),
+                                              ("resnet50", "ResNet50")])
+def test_family_parameter_counts_at_224(base, application):
+    """Graph-building only: the same parameter count and the same weighted layers."""
+    ref = getattr(keras.applications, application)(weights=None)
+    ours = keras_effnet.build(base=base, phi=0)
+    assert ours.count_params() == ref.count_params()
+    assert (sorted(type(layer).__name__ for layer in ours.layers if layer.weights and
+                   layer.name != "predictions") ==
+            sorted(type(layer).__name__ for layer in ref.layers if layer.weights and
+                   layer.name not in ("conv_preds", "predictions")))
+
+
+def test_family_backbone_without_top_matches(tmp_path, pixels):
+    ref = _randomised(keras.applications.ResNet50(weights=None, include_top=False,
+                                                  input_shape=(64, 64, 3), pooling="avg"))
+    ref.save(tmp_path / "notop.h5")
+    ours = keras_effnet.build(base="resnet50", phi=0, include_top=False, pooling="avg",
+                              weights=tmp_path / "notop.h5")
+    x = pixels(2, 64)
+    a, b = np.asarray(ours(x)), np.asarray(ref(keras.applications.resnet50.preprocess_input(x.copy())))
+    assert np.max(np.abs(a - b)) / np.max(np.abs(b)) < 1e-5

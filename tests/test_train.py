@@ -282,3 +282,22 @@ def test_recipe_validation():
     with pytest.raises(ValueError, match=r"crop_area_min=0"):
         Recipe(crop_area_min=0)
     assert Recipe.paper().learning_rate == 0.016 and Recipe.paper().ema_decay == 0.9999
+
+
+def test_another_family_trains_with_the_recipe_set_at_build(tmp_path):
+    """A narrow ResNet-50 trains through `train` (the mixed-kind table trains in
+    test_int8_structure.py); the recipe's dropout, drop path and BN momentum are set when the
+    model is built, the scaled config is otherwise kept."""
+    base = "resnet50"
+    config = keras_effnet.scale(base=base, depth=0.34, width=0.25)
+    recipe = Recipe.named("short", dropout_rate=0.3, drop_path_rate=0.1, bn_momentum=0.8)
+    summary = train(config, data="synthetic?train=16&validation=8", epochs=1, batch_size=8,
+                    resolution=32, recipe=recipe, out=str(tmp_path), verbose=0)
+    assert np.isfinite(summary["validation"]["loss"])
+    built = keras_effnet.ModelConfig.from_dict(summary["config"])
+    assert (built.dropout_rate, built.drop_path_rate, built.bn_momentum) == (0.3, 0.1, 0.8)
+    assert built.stages == config.stages and config.dropout_rate < 0.3  # not patched
+    model = keras_effnet.load_model(tmp_path / "model.keras")
+    assert model.get_layer("top_dropout").rate == 0.3
+    assert model.effnet_config.base == base and model.count_params() == keras_effnet.profile(
+        config, num_classes=10, resolution=32).params

@@ -92,15 +92,37 @@ def mbconv(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
         x = conv_bn(layers, x, config, filters, 1, prefix + "expand")
     x = depthwise_bn(layers, x, block, config)
     if block.se_filters:
-        se = layers.GlobalAveragePooling2D(keepdims=True, name=prefix + "se_squeeze")(x)
-        for step, width, activation in (("reduce", block.se_filters, config.activation),
-                                        ("expand", filters, "sigmoid")):
-            se = layers.Conv2D(width, 1, padding="same", kernel_initializer=CONV_INITIALIZER,
-                               name=f"{prefix}se_{step}")(se)
-            se = layers.Activation(activation, name=f"{prefix}se_{step}_activation")(se)
-        x = layers.Multiply(name=prefix + "se_excite")([x, se])
+        x = squeeze_excite(layers, x, block, config)
     x = conv_bn(layers, x, config, block.filters_out, 1, prefix + "project", activation=False)
     return _drop_path_add(layers, x, inputs, block) if block.has_skip else x
+
+
+def fused_mbconv(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
+    """EfficientNetV2's Fused-MBConv: one k×k conv expands (and strides), optional SE, 1×1
+    project; with expand_ratio 1 the k×k conv is the projection itself. Residual as mbconv."""
+    prefix, inputs = block.name + "_", x
+    if block.expand_ratio == 1:
+        x = conv_bn(layers, x, config, block.filters_out, block.kernel, prefix + "project",
+                    stride=block.stride)
+        return _drop_path_add(layers, x, inputs, block) if block.has_skip else x
+    x = conv_bn(layers, x, config, block.inner_filters, block.kernel, prefix + "expand",
+                stride=block.stride)
+    if block.se_filters:
+        x = squeeze_excite(layers, x, block, config)
+    x = conv_bn(layers, x, config, block.filters_out, 1, prefix + "project", activation=False)
+    return _drop_path_add(layers, x, inputs, block) if block.has_skip else x
+
+
+def squeeze_excite(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
+    """Squeeze (global average), reduce 1×1 + activation, expand 1×1 + sigmoid, excite (×)."""
+    prefix = block.name + "_"
+    se = layers.GlobalAveragePooling2D(keepdims=True, name=prefix + "se_squeeze")(x)
+    for step, width, activation in (("reduce", block.se_filters, config.activation),
+                                    ("expand", block.inner_filters, "sigmoid")):
+        se = layers.Conv2D(width, 1, padding="same", kernel_initializer=CONV_INITIALIZER,
+                           name=f"{prefix}se_{step}")(se)
+        se = layers.Activation(activation, name=f"{prefix}se_{step}_activation")(se)
+    return layers.Multiply(name=prefix + "se_excite")([x, se])
 
 
 def separable(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
@@ -126,4 +148,5 @@ def bottleneck(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> 
     return layers.Activation(config.activation, name=prefix + "out")(x)
 
 
-BLOCKS = {"mbconv": mbconv, "separable": separable, "bottleneck": bottleneck}
+BLOCKS = {"mbconv": mbconv, "fused_mbconv": fused_mbconv, "separable": separable,
+          "bottleneck": bottleneck}

@@ -56,11 +56,13 @@ def _is_int(value: Any) -> bool:
 
 # Block kinds: the optional fields each kind takes and their defaults (REQUIRED: must be given).
 # mbconv: inverted residual (expand 1×1, depthwise k×k, optional SE, project 1×1), which also
-# covers MobileNetV2; separable: MobileNetV1's depthwise k×k + pointwise 1×1; bottleneck:
+# covers MobileNetV2; fused_mbconv: EfficientNetV2's, whose expand 1×1 + depthwise k×k are one
+# k×k conv; separable: MobileNetV1's depthwise k×k + pointwise 1×1; bottleneck:
 # ResNet v1's 1×1 → k×k → 1×1 (×4 expansion), projection shortcut on a stage's first block.
 REQUIRED = object()
 BLOCK_KINDS: dict[str, dict[str, Any]] = {
     "mbconv": {"expand_ratio": REQUIRED, "se_ratio": 0.25},
+    "fused_mbconv": {"expand_ratio": REQUIRED, "se_ratio": 0.0},  # EfficientNetV2
     "separable": {},
     "bottleneck": {},
 }
@@ -80,8 +82,9 @@ def _kind(kind: Any) -> str:
 class StageSpec:
     """One row of a base network's stage table (paper Table 1), naming its block kind.
 
-    `expand_ratio` and `se_ratio` belong to `mbconv` only (expand_ratio required, se_ratio
-    0.25 by default, 0 = no squeeze-excitation); `separable` and `bottleneck` take neither.
+    `expand_ratio` and `se_ratio` belong to `mbconv` (expand_ratio required, se_ratio 0.25 by
+    default, 0 = no squeeze-excitation) and `fused_mbconv` (se_ratio 0 by default);
+    `separable` and `bottleneck` take neither.
     """
 
     kernel: int

@@ -1,5 +1,6 @@
 """Other base networks (paper Table 3) and block kinds as data: MobileNetV1 (separable),
-MobileNetV2 (mbconv without SE), ResNet-50 (bottleneck), and a user's mixed-kind table.
+MobileNetV2 (mbconv without SE), ResNet-50 (bottleneck), and a user's mixed-kind table (with
+EfficientNetV2's fused_mbconv too).
 
 Parity with keras.applications given identical weights is in test_parity.py; here: Table 3's
 FLOPs (analytic, no graph), the one walk (profile == built graph), feature taps, and that every
@@ -29,9 +30,12 @@ def by_name(p):
     """A profile's layers by name (a functional model lists branches in its own order)."""
     return {layer.name: layer for layer in p.layers}
 
-MIXED = [  # every block kind in one user table: mbconv with SE, separable, bottleneck, mbconv
+MIXED = [  # every block kind in one user table: mbconv and fused_mbconv with SE, separable,
+    # bottleneck, mbconv without SE
     {"kind": "mbconv", "kernel": 3, "repeats": 1, "filters_in": 32, "filters_out": 16,
      "expand_ratio": 1, "stride": 1},
+    {"kind": "fused_mbconv", "kernel": 3, "repeats": 2, "filters_in": 16, "filters_out": 16,
+     "expand_ratio": 4, "se_ratio": 0.25},
     {"kind": "separable", "kernel": 3, "repeats": 2, "filters_in": 16, "filters_out": 24,
      "stride": 2},
     {"kind": "bottleneck", "kernel": 3, "repeats": 2, "filters_in": 24, "filters_out": 64,
@@ -109,11 +113,15 @@ def test_family_widths_follow_their_own_rules():
 
 def test_custom_mixed_kind_table_profiles_as_its_graph(pixels):
     config = scale(phi=0, base=MIXED)
-    assert [b.kind for b in config.blocks] == ["mbconv", "separable", "separable",
-                                              "bottleneck", "bottleneck", "mbconv"]
-    assert [b.skip for b in config.blocks] == ["none", "none", "none", "projection",
-                                              "identity", "none"]
+    assert [b.kind for b in config.blocks] == ["mbconv", "fused_mbconv", "fused_mbconv",
+                                              "separable", "separable", "bottleneck",
+                                              "bottleneck", "mbconv"]
+    assert [b.skip for b in config.blocks] == ["none", "identity", "identity", "none", "none",
+                                              "projection", "identity", "none"]
     model = keras_effnet.build(config, num_classes=4, input_shape=(48, 48, 3))
+    names = {layer.name for layer in model.layers}
+    assert {"block2a_expand_conv", "block2a_se_excite", "block2b_add", "block3a_dwconv",
+            "block4a_shortcut_conv", "block4b_reduce_conv"} <= names
     assert by_name(profile(model)) == by_name(profile(config, num_classes=4, resolution=48))
     assert np.asarray(model(pixels(2, 48))).shape == (2, 4)
     assert [f["stride"] for f in keras_effnet.feature_taps(config)] == [2, 4, 8, 16]

@@ -16,7 +16,9 @@ EXPORT = [
     "onnxruntime>=1.20",
     "ai-edge-litert>=2.0",
 ]
-BENCH = ["matplotlib>=3.8", "psutil>=5.9"]
+# Workers sharing one study on one database must agree on its schema: one Optuna major.
+SEARCH = ["optuna==5.0.*", "matplotlib>=3.8"]
+BENCH = ["psutil>=5.9"]
 # pytest 9.2's structured node ids make pytest-xdist's --dist loadgroup ignore xdist_group
 # marks (pytest-dev/pytest-xdist#1386): each trained model would be trained once per worker.
 TEST = ["pytest>=8,<9.2", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10"]
@@ -30,7 +32,7 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=["keras_effnet", "keras_effnet.export"],
     package_dir={"keras_effnet": "keras_effnet", "keras_effnet.export": "export"},
-    install_requires=TENSORFLOW + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4"],
+    install_requires=TENSORFLOW + SEARCH + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4"],
     extras_require={
         "export": EXPORT,
         "bench": EXPORT + BENCH,

@@ -1,4 +1,4 @@
-"""The `effnet` command line: effnet {quickstart|build|profile|train|eval|export} [--flags].
+"""The `effnet` command line: effnet {quickstart|build|profile|train|eval|export|search|budget}.
 
     effnet quickstart              # build → train → int8 TFLite + ONNX → verify → report
     effnet quickstart --data=folder:/data/my_images --phi=1 --base_resolution=96
@@ -7,6 +7,8 @@
     effnet train --variant=lite0 --data=folder:/data/my_images --resolution=64 --out=runs/mine
     effnet eval --model=runs/mine/model.keras --data=folder:/data/my_images
     effnet export --model=runs/mine/model.keras --format=tflite --quantize=int8 --calibration=...
+    effnet search --base=lite --data=folder:/data/my_images --resolution=64 --epochs=5 --seeds=2
+    effnet budget --base=lite --latency_ms=5 --quantize=int8 --threads=2
 
 Flags apply to the commands that use them (each flag's help says which).
 """
@@ -65,6 +67,28 @@ flags.DEFINE_string("calibration", "synthetic", "data spec for int8 calibration"
 flags.DEFINE_string("verify_data", None, "data spec to verify on (default: --calibration for "
                     "int8, --data otherwise)")
 flags.DEFINE_integer("opset", 17, "ONNX opset")
+flags.DEFINE_list("points", None, "search: explicit alpha,beta,gamma triples separated by ';' "
+                  "(e.g. \"1.2,1.1,1.15;1.3,1.05,1.15\"); default: the grid")
+flags.DEFINE_float("step", 0.05, "search: grid step of alpha, beta, gamma")
+flags.DEFINE_float("tolerance", 0.15, "search: relative tolerance of the measured MACs "
+                   "multiplier around --target")
+flags.DEFINE_float("target", 2.0, "search: MACs multiplier of a candidate over the base (φ = 1)")
+flags.DEFINE_integer("max_trials", 8, "search: the N grid points nearest the paper's "
+                     "(1.2, 1.1, 1.15), besides the 4 reference rows")
+flags.DEFINE_integer("seeds", 2, "search: training seeds per candidate")
+flags.DEFINE_string("storage", None, "search: Optuna storage URL shared by all workers "
+                    "(default: SQLite in --out)")
+flags.DEFINE_string("study", None, "search: study name (default: effnet-search-<base>)")
+flags.DEFINE_float("alpha", None, "budget: depth coefficient (default: the paper's 1.2)")
+flags.DEFINE_float("beta", None, "budget: width coefficient (default: the paper's 1.1)")
+flags.DEFINE_float("gamma", None, "budget: resolution coefficient (default: the paper's 1.15)")
+flags.DEFINE_string("coefficients_from", None, "budget: a search.json whose best alpha, beta, "
+                    "gamma to use")
+flags.DEFINE_float("macs", None, "budget: multiply-adds (e.g. 6e8)")
+flags.DEFINE_float("params", None, "budget: trainable parameters")
+flags.DEFINE_float("activations", None, "budget: conv/dense output elements")
+flags.DEFINE_float("latency_ms", None, "budget: median TFLite latency on this machine (ms)")
+flags.DEFINE_integer("threads", 2, "budget: LiteRT threads for --latency_ms")
 flags.DEFINE_integer("qat_epochs", 0, "export --quantize=int8: first fine-tune this many epochs "
                      "quantization-aware on --data (the remedy when PTQ loses accuracy)")
 
@@ -365,8 +389,57 @@ def cmd_export() -> None:
     _stage(f"wrote {out} and {out}.json")
 
 
+def cmd_search() -> None:
+    from keras_effnet.search import coefficients
+
+    points = None
+    if FLAGS.points:  # absl splits on commas; triples are separated by ';'
+        points = [p for p in ",".join(FLAGS.points).split(";") if p.strip()]
+    _stage(f"searching alpha, beta, gamma for {FLAGS.base} on {FLAGS.data} "
+           f"({FLAGS.seeds} seeds, {FLAGS.epochs} epochs)")
+    result = coefficients(
+        FLAGS.base, FLAGS.data, points=points, target=FLAGS.target, tolerance=FLAGS.tolerance,
+        step=FLAGS.step, max_trials=FLAGS.max_trials, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
+        resolution=FLAGS.resolution, batch_size=FLAGS.batch_size, recipe=FLAGS.recipe,
+        storage=FLAGS.storage, study=FLAGS.study, out=FLAGS.out or "runs/search",
+        strategy=FLAGS.strategy)
+    best = result["best"]
+    print(f"best: alpha={best['alpha']:g} beta={best['beta']:g} gamma={best['gamma']:g} "
+          f"({best['role']}), val top-1 {best['val_top1_mean']:.3f} ± {best['val_top1_std']:.3f}"
+          f"; {sum(r['tied_with_best'] for r in result['trials']) - 1} other(s) within the "
+          "seed noise")
+    _stage(f"wrote {FLAGS.out or 'runs/search'}/search.json, .md and .png")
+
+
+def cmd_budget() -> None:
+    import json
+
+    from keras_effnet.scaling import ALPHA, BETA, GAMMA
+    from keras_effnet.search import fit_budget
+
+    coefficients = [ALPHA, BETA, GAMMA]
+    if FLAGS.coefficients_from:
+        with open(FLAGS.coefficients_from, encoding="utf-8") as f:
+            coefficients = json.load(f)["best"]["coefficients"]
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        if FLAGS[name].value is not None:
+            coefficients[i] = FLAGS[name].value
+    quantize = FLAGS.quantize if FLAGS["quantize"].present else "int8"
+    phi, config, measured = fit_budget(
+        FLAGS.base, *coefficients, macs=FLAGS.macs, params=FLAGS.params,
+        activations=FLAGS.activations, latency_ms=FLAGS.latency_ms, quantize=quantize,
+        threads=FLAGS.threads, base_resolution=FLAGS.base_resolution,
+        num_classes=FLAGS.num_classes, verbose=FLAGS.latency_ms is not None)
+    print(f"phi = {phi:.3f} (alpha={coefficients[0]:g}, beta={coefficients[1]:g}, "
+          f"gamma={coefficients[2]:g}): {measured['budget']} {measured['value']:,.4g} of "
+          f"{measured['limit']:,.4g} (margin {measured['margin']:,.4g}; "
+          f"phi = {measured['next_phi']:.3f} exceeds it)")
+    print(config.summary())
+
+
 COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart,
-            "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
+            "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "search": cmd_search,
+            "budget": cmd_budget}
 
 
 def main(argv: list[str]) -> None:

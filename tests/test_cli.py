@@ -88,3 +88,21 @@ def test_profile_prints_table_3_beside_the_paper():
              if line.startswith("mobilenet_v2 ") and ":" not in line]  # rows, not notes
     assert [line[1] for line in lines] == ["baseline", "d=4", "w=2", "r=2", "compound"]
     assert all(0.9 <= float(line[7]) <= 1.1 for line in lines)
+
+
+def test_budget_prints_phi_margin_and_config():
+    result = effnet("budget", "--base=lite", "--macs=6e8")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("phi = 0.8") and "macs" in first and "margin" in first
+    assert "efficientnet-lite-phi0.8" in result.stdout and "stage kind" in result.stdout
+    bad = effnet("budget", "--base=lite", "--macs=1e3")
+    assert bad.returncode == 2 and "below the smallest valid model" in bad.stderr
+    both = effnet("budget", "--base=lite", "--macs=1e9", "--params=1e7")
+    assert both.returncode == 2 and "exactly one budget" in both.stderr
+
+
+def test_search_rejects_bad_points_before_training(tmp_path):
+    result = effnet("search", "--base=lite", "--points=1.2,1.1", f"--out={tmp_path / 's'}")
+    assert result.returncode == 2 and "point '1.2,1.1'" in result.stderr
+    assert not (tmp_path / "s").exists()

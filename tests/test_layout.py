@@ -54,10 +54,11 @@ def test_imports_form_no_cycle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
-    # the library never imports its export layer, benchmarks or CLI
+    # the library never imports its export layer, benchmarks or CLI; the CLI and the search
+    # (whose latency budget times exported files) sit on top of both
     for module, targets in graph.items():
         if module.startswith("keras_effnet.") and not module.startswith("keras_effnet.export") \
-                and module != "keras_effnet.cli":
+                and module not in ("keras_effnet.cli", "keras_effnet.search"):
             assert not any(t.startswith("keras_effnet.export") or t == "keras_effnet.cli"
                            for t in targets), (module, targets)
 

@@ -1,0 +1,515 @@
+"""Compound scaling as a method (paper §3.3), on the user's own base, data and budget.
+
+Step 1, `coefficients`: fix φ = 1 and search α, β, γ ≥ 1 under α·β²·γ² ≈ 2 by short real
+trainings (`keras_effnet.train.train`) on the user's data. Each candidate is one Optuna trial
+(all its seeds inside); the study lives in an Optuna storage (SQLite in the search folder by
+default, any SQLAlchemy URL to share it across hosts), so a killed search resumes and N
+workers running the same command share the work. Step 2, `fit_budget`: keep α, β, γ and find
+the largest φ whose MACs, parameters, activations or measured TFLite latency fit a budget.
+
+The grid keeps only points whose *measured* MACs multiplier (counted by `profile` after every
+rounding, at the proxy resolution) lies within the tolerance of the target. The paper's point
+and the three single-dimension points at the same MACs are always evaluated beside it.
+
+Example:
+    >>> from keras_effnet.search import coefficients, fit_budget
+    >>> result = coefficients("lite", "folder:/data/mine", resolution=64, epochs=5, seeds=2)
+    >>> phi, config = fit_budget("lite", *result["best"]["coefficients"], macs=600e6)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from keras_effnet.files import atomic_path, check_writable_dir, write_json
+from keras_effnet.profile import profile
+from keras_effnet.scaling import ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, _is_real, scale
+
+PAPER = (ALPHA, BETA, GAMMA)
+ROLES = ("paper", "depth", "width", "resolution")  # the reference rows, always evaluated
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A point (α, β, γ); `role` is "candidate" or one of the reference rows."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    role: str = "candidate"
+
+    @property
+    def key(self) -> str:
+        return f"a{self.alpha:.4g}-b{self.beta:.4g}-g{self.gamma:.4g}"
+
+    def config(self, base: Any, resolution: int | None = None, phi: float = 1.0) -> ModelConfig:
+        """The network at `phi` (1: the search's doubling) from the base at `resolution`."""
+        return scale(base=base, base_resolution=resolution, depth=self.alpha ** phi,
+                     width=self.beta ** phi, resolution=self.gamma ** phi)
+
+
+def macs_multiplier(base: Any, point: Sequence[float], resolution: int | None = None) -> float:
+    """Measured MACs of the point's network over the base's (φ = 0), after all rounding."""
+    anchor = profile(scale(phi=0, base=base, base_resolution=resolution)).macs
+    return profile(Candidate(*point).config(base, resolution)).macs / anchor
+
+
+def grid(base: Any = "efficientnet", *, target: float = 2.0, tolerance: float = 0.15,
+         step: float = 0.05, upper: float | None = None, resolution: int | None = None,
+         max_points: int | None = None) -> list[Candidate]:
+    """The paper's kind of grid: α, β, γ from 1 on a `step`, α ≤ `upper` (default: the target)
+    and β, γ ≤ √upper, kept where the measured MACs multiplier is within `tolerance`
+    (relative) of `target`; nearest the paper's (1.2, 1.1, 1.15) first."""
+    _check_positive("target", target, above=1.0)
+    _check_positive("tolerance", tolerance)
+    _check_positive("step", step)
+    upper = target if upper is None else upper
+    _check_positive("upper", upper, above=1.0)
+    if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
+        raise ValueError(f"max_points={max_points!r}; accepted: None or an integer >= 1")
+    anchor = profile(scale(phi=0, base=base, base_resolution=resolution)).macs
+
+    def axis(limit: float) -> list[float]:
+        return [round(1 + i * step, 6) for i in range(int((limit - 1) / step + 1e-9) + 1)]
+
+    points = []
+    for a in axis(upper):
+        for b in axis(math.sqrt(upper)):
+            for g in axis(math.sqrt(upper)):
+                if abs(a * b * b * g * g / target - 1) > 3 * tolerance:  # cheap pre-filter
+                    continue
+                point = Candidate(a, b, g)
+                ratio = profile(point.config(base, resolution)).macs / anchor
+                if abs(ratio / target - 1) <= tolerance:
+                    points.append(point)
+    if not points:
+        raise ValueError(f"no grid point (step {step}, up to {upper}) has a measured MACs "
+                         f"multiplier within {tolerance:.0%} of {target}: widen the tolerance "
+                         "or refine the step")
+    points.sort(key=lambda p: math.dist((p.alpha, p.beta, p.gamma), PAPER))
+    return points[:max_points]
+
+
+def references(base: Any, *, target: float = 2.0, resolution: int | None = None
+               ) -> list[Candidate]:
+    """The paper's point and depth-, width- and resolution-only points whose measured MACs
+    multiplier is nearest `target`."""
+    found = [Candidate(*PAPER, role="paper")]
+    for index, role in enumerate(ROLES[1:]):
+        best = None
+        for i in range(1, 400):  # multipliers 1.01 … 4.99, measured
+            value = 1 + i / 100
+            point = [1.0, 1.0, 1.0]
+            point[index] = value
+            try:
+                ratio = macs_multiplier(base, point, resolution)
+            except ValueError:
+                break
+            if best is None or abs(ratio - target) < abs(best[0] - target):
+                best = (ratio, value)
+            if ratio > 1.5 * target:
+                break
+        point = [1.0, 1.0, 1.0]
+        point[index] = best[1]
+        found.append(Candidate(*point, role=role))
+    return found
+
+
+def _check_positive(label: str, value: Any, above: float = 0.0) -> None:
+    if not _is_real(value) or not math.isfinite(value) or value <= above:
+        raise ValueError(f"{label}={value!r}; accepted: a finite number > {above:g}")
+
+
+def _parse_points(points: Iterable[Any]) -> list[Candidate]:
+    result = []
+    for item in points:
+        values = item.split(",") if isinstance(item, str) else list(item)
+        try:
+            a, b, g = (float(v) for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(f"point {item!r}; accepted: three numbers alpha, beta, gamma "
+                             "(e.g. '1.2,1.1,1.15')") from None
+        if min(a, b, g) < 1 or not all(math.isfinite(v) for v in (a, b, g)):
+            raise ValueError(f"point {item!r}: alpha, beta, gamma must be finite and >= 1")
+        result.append(Candidate(a, b, g))
+    if not result:
+        raise ValueError("points: an empty list; give at least one alpha,beta,gamma triple")
+    return result
+
+
+# ---- storage -------------------------------------------------------------------------------
+
+GRACE_S = 60  # a trial whose worker has been silent this long is re-queued
+
+
+def open_storage(storage: str | None, out: str, grace_period: int = GRACE_S) -> Any:
+    """The Optuna storage: None = SQLite in `out`, else an SQLAlchemy URL (sqlite:///…,
+    postgresql://…, mysql://…) that every worker of the search reaches. Heartbeats mark a
+    killed worker's trial failed after `GRACE_S`, and it is re-queued (up to 3 times).
+    (Optuna's journal-file storage has no heartbeat: a killed trial would stay "running".)"""
+    import optuna
+
+    url = storage or f"sqlite:///{os.path.abspath(os.path.join(out, 'search.db'))}"
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"storage={storage!r}; accepted: None (SQLite in the search folder) "
+                         "or an SQLAlchemy URL such as sqlite:///search.db or "
+                         "postgresql://user@host/db")
+    import warnings
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=max(1, grace_period // 3), grace_period=grace_period,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)))
+        except Exception as err:  # SQLAlchemy raises per-dialect errors
+            text = str(err)
+            # Workers started together race to create the schema: the loser opens it.
+            if attempt < 5 and ("UNIQUE constraint failed" in text or "locked" in text
+                                or "already exists" in text):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise ValueError(f"storage={storage!r}: cannot open it ({type(err).__name__}: "
+                             f"{text.splitlines()[0][:200]})") from None
+
+
+# ---- step 1 --------------------------------------------------------------------------------
+
+def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
+                 data: str = "synthetic", *, points: Iterable[Any] | None = None,
+                 target: float = 2.0, tolerance: float = 0.15, step: float = 0.05,
+                 max_trials: int | None = 8, seeds: int = 2, epochs: int = 5,
+                 resolution: int | None = None, batch_size: int = 64, recipe: str = "short",
+                 storage: str | None = None, study: str | None = None,
+                 out: str = "runs/search", strategy: str = "auto",
+                 grace_period: int = GRACE_S, verbose: bool = True) -> dict[str, Any]:
+    """Step 1: train every candidate (the grid's `max_trials` points nearest the paper's, or
+    `points`) and the reference rows for `epochs` at the proxy `resolution` with `seeds`
+    seeds; rank them by mean validation top-1. Writes `out`/search.json, .md, .png; returns
+    the search.json content. Re-running the same call resumes; another process running it
+    with the same `storage` and `study` shares the work; a trial whose worker is silent for
+    `grace_period` seconds (killed) is re-queued.
+
+    The default tolerance is 15 %: after rounding, the paper's own point measures 1.78× B0's
+    MACs (1.92× nominal), 11 % under the target of 2.
+    """
+    import optuna
+
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r}; accepted: an integer >= 1")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+    from keras_effnet.scaling import _resolve_base
+
+    base_net = _resolve_base(base)
+    resolution = base_net.resolution if resolution is None else resolution
+    base_arg = base if isinstance(base, str) else base_net
+    candidates = (_parse_points(points) if points is not None else
+                  grid(base_arg, target=target, tolerance=tolerance, step=step,
+                       resolution=resolution, max_points=max_trials))
+    for c in candidates:
+        c.config(base_arg, resolution)  # every point builds (a clear error otherwise)
+    rows = references(base_arg, target=target, resolution=resolution)
+    keys = {c.key for c in rows}
+    rows += [c for c in candidates if c.key not in keys]
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create the search folder {out!r}: {err}") from None
+    check_writable_dir(os.path.join(out, "search.json"))
+    _check_data(data, resolution)
+    settings = {"base": base_net.name, "stages": [dataclasses.asdict(s) for s in base_net.stages],
+                "data": str(data), "target": target, "tolerance": tolerance, "seeds": seeds,
+                "epochs": epochs, "resolution": resolution, "batch_size": batch_size,
+                "recipe": recipe, "candidates": [c.key for c in rows]}
+    _claim_folder(out, settings)
+    name = study or f"effnet-search-{base_net.name}"
+    db = open_storage(storage, out, grace_period)
+    try:
+        study_ = optuna.create_study(study_name=name, storage=db, direction="maximize",
+                                     load_if_exists=True,
+                                     sampler=optuna.samplers.GridSampler(
+                                         {"candidate": [c.key for c in rows]}, seed=0))
+    except Exception as err:
+        raise ValueError(f"storage={storage!r}: {type(err).__name__}: {err}") from None
+    previous = study_.user_attrs.get("settings")
+    if previous is None:
+        study_.set_user_attr("settings", settings)
+    elif previous != settings:
+        changed = sorted(k for k in settings if settings[k] != previous.get(k))
+        raise ValueError(f"study {name!r} holds a search with other settings ({', '.join(changed)}"
+                         " differ): use another --study or --out")
+    by_key = {c.key: c for c in rows}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: Any) -> float:
+        key = trial.suggest_categorical("candidate", list(by_key))
+        duplicate = [t for t in study_.get_trials(deepcopy=False,
+                                                  states=(optuna.trial.TrialState.RUNNING,
+                                                          optuna.trial.TrialState.COMPLETE))
+                     if t.params.get("candidate") == key and t.number < trial.number]
+        if duplicate:  # another worker took it first: this one is not run twice
+            raise optuna.TrialPruned(f"{key} is run by trial {duplicate[0].number}")
+        row = _evaluate(by_key[key], base_arg, data, resolution, seeds, epochs, batch_size,
+                        recipe, strategy, out)
+        for field, value in row.items():
+            trial.set_user_attr(field, value)
+        return row["val_top1_mean"]
+
+    started = time.time()
+    while True:
+        done = _finished(study_)
+        if set(by_key) <= set(done):
+            break
+        running = {t.params.get("candidate") for t in study_.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        if set(by_key) <= set(done) | running:
+            time.sleep(max(1, grace_period // 3))  # the rest runs elsewhere; a dead one is re-queued
+            if time.time() - started > 24 * 3600:
+                break
+            optuna.storages.fail_stale_trials(study_)
+            continue
+        study_.optimize(objective, n_trials=1, catch=())
+        if verbose:
+            done = _finished(study_)
+            best = max(done.values(), key=lambda r: r["val_top1_mean"])
+            last = study_.trials[-1]
+            print(f"trial {len(done)}/{len(by_key)}: {last.params.get('candidate')} "
+                  f"({last.user_attrs.get('role', '?')}) top-1 "
+                  f"{last.user_attrs.get('val_top1_mean', float('nan')):.3f} | best "
+                  f"{best['key']} {best['val_top1_mean']:.3f}", flush=True)
+    return write_report(out, [_finished(study_)[k] for k in by_key], settings)
+
+
+def _check_data(data: str, resolution: int) -> None:
+    from keras_effnet.data import load
+
+    dataset = load(data, resolution=resolution, batch_size=8)
+    if dataset.num_classes < 2:
+        raise ValueError(f"data={data!r} has {dataset.num_classes} class; a search needs >= 2")
+
+
+def _claim_folder(out: str, settings: dict[str, Any]) -> None:
+    """Refuse to mix two searches in one folder, naming what differs."""
+    import json
+
+    path = os.path.join(out, "search_settings.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        changed = sorted(k for k in settings.keys() | previous.keys()
+                         if json.loads(json.dumps(settings.get(k))) != previous.get(k))
+        if changed:
+            raise ValueError(f"{out!r} holds a different search ({', '.join(changed)} differ): "
+                             "rerun its own command to resume it, or use another --out")
+        return
+    write_json(settings, path)
+
+
+def _finished(study_: Any) -> dict[str, dict[str, Any]]:
+    import optuna
+
+    found: dict[str, dict[str, Any]] = {}
+    for t in study_.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        found.setdefault(t.params["candidate"], dict(t.user_attrs))
+    return found
+
+
+def _evaluate(point: Candidate, base: Any, data: str, resolution: int, seeds: int,
+              epochs: int, batch_size: int, recipe: str, strategy: str,
+              out: str) -> dict[str, Any]:
+    """Train the point's network once per seed (a finished seed's summary is reused; a killed
+    one resumes from its last epoch) and summarise."""
+    import json
+
+    import numpy as np
+
+    from keras_effnet.train import train
+
+    config = point.config(base, resolution)
+    counts = profile(config)
+    scores, started = [], time.time()
+    for seed in range(seeds):
+        folder = os.path.join(out, "trials", point.key, f"seed{seed}")
+        summary_path = os.path.join(folder, "summary.json")
+        if os.path.exists(summary_path):
+            with open(summary_path, encoding="utf-8") as f:
+                summary = json.load(f)
+        else:
+            summary = train(config, data=data, epochs=epochs, batch_size=batch_size,
+                            recipe=recipe, resolution=config.resolution, out=folder, seed=seed,
+                            strategy=strategy, verbose=0)
+        scores.append(summary["validation"]["accuracy"])
+    return {"key": point.key, "role": point.role, "alpha": point.alpha, "beta": point.beta,
+            "gamma": point.gamma, "depth": config.depth, "width": config.width,
+            "resolution": config.resolution, "params": counts.trainable_params,
+            "macs": counts.macs, "activations": counts.activations,
+            "val_top1_mean": float(np.mean(scores)),
+            "val_top1_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+            "seeds": [float(s) for s in scores], "seconds": round(time.time() - started, 1)}
+
+
+def write_report(out: str, rows: list[dict[str, Any]], settings: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """search.json, search.md and search.png, atomically; the best is the arg-max of the means,
+    and rows within two standard errors of it are marked `tied_with_best`."""
+    best = max(rows, key=lambda r: r["val_top1_mean"])
+    for row in rows:
+        n = max(1, len(row["seeds"]))
+        noise = 2 * math.sqrt((best["val_top1_std"] ** 2 + row["val_top1_std"] ** 2) / n)
+        row["tied_with_best"] = best["val_top1_mean"] - row["val_top1_mean"] <= noise
+    ranked = sorted(rows, key=lambda r: -r["val_top1_mean"])
+    result = {"settings": settings, "trials": ranked,
+              "references": [r for r in ranked if r["role"] != "candidate"],
+              "best": {**best, "coefficients": [best["alpha"], best["beta"], best["gamma"]]}}
+    write_json(result, os.path.join(out, "search.json"))
+    lines = ["| candidate | role | α | β | γ | res | params | MACs (M) | activations (M) | "
+             "val top-1 (mean ± std) | seeds | tied with best | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ranked:
+        lines.append(f"| {r['key']} | {r['role']} | {r['alpha']:g} | {r['beta']:g} | "
+                     f"{r['gamma']:g} | {r['resolution']} | {r['params']:,} | "
+                     f"{r['macs'] / 1e6:.1f} | {r['activations'] / 1e6:.2f} | "
+                     f"{r['val_top1_mean']:.3f} ± {r['val_top1_std']:.3f} | {len(r['seeds'])} | "
+                     f"{'yes' if r['tied_with_best'] else 'no'} | {r['seconds']:g} |")
+    lines.append(f"\nBest: {best['key']} (mean of {len(best['seeds'])} seeds). Rows marked "
+                 "'tied with best' are within two standard errors of it: the seeds cannot tell "
+                 "them apart.")
+    with atomic_path(os.path.join(out, "search.md")) as staged, open(staged, "w",
+                                                                      encoding="utf-8") as f:
+        f.write(f"# Compound-scaling search: {settings['base']} on {settings['data']}\n\n"
+                + "\n".join(lines) + "\n")
+    plot_accuracy(ranked, os.path.join(out, "search.png"))
+    return result
+
+
+def plot_accuracy(rows: list[dict[str, Any]], path: str, by: str = "role",
+                  groups: Sequence[str] = ("candidate", "paper", "depth", "width",
+                                           "resolution")) -> None:
+    """Validation top-1 (mean ± std over seeds) against MACs, one marker per group of `by`,
+    written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for group, marker in zip(groups, "o*s^DPX"):
+        members = sorted((r for r in rows if r[by] == group), key=lambda r: r["macs"])
+        if members:
+            ax.errorbar([r["macs"] / 1e6 for r in members], [r["val_top1_mean"] for r in members],
+                        yerr=[r["val_top1_std"] for r in members], fmt=marker, capsize=3,
+                        label=group, markersize=10 if marker == "*" else 6)
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel("validation top-1 (mean ± std over seeds)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    with atomic_path(path) as staged:
+        fig.savefig(staged, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---- step 2 --------------------------------------------------------------------------------
+
+BUDGETS = ("macs", "params", "activations", "latency_ms")
+
+
+def fit_budget(base: Any = "efficientnet", alpha: float = ALPHA, beta: float = BETA,
+               gamma: float = GAMMA, *, macs: float | None = None, params: float | None = None,
+               activations: float | None = None, latency_ms: float | None = None,
+               quantize: str = "int8", threads: int = 2, base_resolution: int | None = None,
+               num_classes: int = 1000, precision: float = 0.01,
+               verbose: bool = False) -> tuple[float, ModelConfig, dict[str, Any]]:
+    """Step 2: the largest φ (to `precision`) whose network fits the budget, with its config
+    and what was measured. Exactly one budget: `macs`, `params`, `activations` (counted) or
+    `latency_ms` (each probe exported to TFLite `quantize` and timed in LiteRT with `threads`
+    threads on this machine: measured, never extrapolated)."""
+    given = {k: v for k, v in (("macs", macs), ("params", params),
+                               ("activations", activations), ("latency_ms", latency_ms))
+             if v is not None}
+    if len(given) != 1:
+        raise ValueError(f"give exactly one budget of {', '.join(BUDGETS)}; got "
+                         f"{given or 'none'}")
+    (kind, limit), = given.items()
+    _check_positive(kind, limit)
+    for label, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        _check_positive(label, value, above=1.0 if label == "alpha" else 0.0)
+
+    def measure(phi: float) -> tuple[float, ModelConfig]:
+        config = scale(phi=phi, base=base, alpha=alpha, beta=beta, gamma=gamma,
+                       base_resolution=base_resolution)
+        if kind == "latency_ms":
+            value = _latency_ms(config, quantize, threads, num_classes)
+        else:
+            counts = profile(config, num_classes=num_classes)
+            value = {"macs": counts.macs, "params": counts.trainable_params,
+                     "activations": counts.activations}[kind]
+        if verbose:
+            print(f"phi={phi:.3f}: {kind} {value:,.4g} (budget {limit:,.4g})", flush=True)
+        return value, config
+
+    def valid(phi: float) -> bool:
+        try:
+            scale(phi=phi, base=base, alpha=alpha, beta=beta, gamma=gamma,
+                  base_resolution=base_resolution)
+            return True
+        except ValueError:
+            return False
+
+    low = 0.0
+    while valid(low - 1):
+        low -= 1  # the smallest valid φ, to whole steps …
+    step = 1.0
+    while step > precision:  # … then finer
+        step /= 2
+        if valid(low - step):
+            low -= step
+    value, config = measure(low)
+    if value > limit:
+        raise ValueError(f"{kind} budget {limit:,.4g} is below the smallest valid model "
+                         f"(φ = {low:.2f}: {value:,.4g})")
+    fits, fits_config, fits_value = low, config, value
+    high = max(low + 1.0, 1.0)
+    while True:  # grow until over the budget
+        value, config = measure(high)
+        if value > limit:
+            break
+        fits, fits_config, fits_value = high, config, value
+        high += max(1.0, high - low)
+    while high - fits > precision:
+        middle = (fits + high) / 2
+        value, config = measure(middle)
+        if value <= limit:
+            fits, fits_config, fits_value = middle, config, value
+        else:
+            high = middle
+    return fits, fits_config, {"budget": kind, "limit": limit, "value": fits_value,
+                               "margin": limit - fits_value, "next_phi": high}
+
+
+def _latency_ms(config: ModelConfig, quantize: str, threads: int, num_classes: int) -> float:
+    """Median single-image latency of the config's TFLite file. The calibration images of an
+    int8 probe are random pixels: they set scales, not speed, and the file is thrown away."""
+    import tempfile
+
+    import numpy as np
+
+    from keras_effnet.model import build
+    from keras_effnet.export.runtime import TFLiteRunner, median_latency_ms
+    from keras_effnet.export.tflite import convert
+
+    model = build(config, num_classes=num_classes)
+    images = np.random.default_rng(0).uniform(
+        0, 255, (8, config.resolution, config.resolution, 3)).astype("float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.tflite")
+        with open(path, "wb") as f:
+            f.write(convert(model, quantize, images if quantize == "int8" else None, 8))
+        return float(median_latency_ms(TFLiteRunner(path, threads), images[0], 30))

@@ -70,6 +70,8 @@ flags.DEFINE_integer("opset", 17, "ONNX opset")
 flags.DEFINE_list("points", None, "search: explicit alpha,beta,gamma triples separated by ';' "
                   "(e.g. \"1.2,1.1,1.15;1.3,1.05,1.15\"); default: the grid")
 flags.DEFINE_float("step", 0.05, "search: grid step of alpha, beta, gamma")
+flags.DEFINE_enum("sampler", "grid", ["grid", "tpe"], "search: the paper's grid, or Optuna's "
+                  "TPE over the continuous box (--max_trials points)")
 flags.DEFINE_float("tolerance", 0.15, "search: relative tolerance of the measured MACs "
                    "multiplier around --target")
 flags.DEFINE_float("target", 2.0, "search: MACs multiplier of a candidate over the base (φ = 1)")
@@ -392,6 +394,9 @@ def cmd_export() -> None:
 def cmd_search() -> None:
     from keras_effnet.search import coefficients
 
+    if not FLAGS["data"].present:  # a search ranks candidates on data: never invent it
+        raise app.UsageError("effnet search needs --data=SPEC (folder:PATH, tfrecord:GLOB, or "
+                             "synthetic for a demo)")
     points = None
     if FLAGS.points:  # absl splits on commas; triples are separated by ';'
         points = [p for p in ",".join(FLAGS.points).split(";") if p.strip()]
@@ -402,7 +407,7 @@ def cmd_search() -> None:
         step=FLAGS.step, max_trials=FLAGS.max_trials, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
         resolution=FLAGS.resolution, batch_size=FLAGS.batch_size, recipe=FLAGS.recipe,
         storage=FLAGS.storage, study=FLAGS.study, out=FLAGS.out or "runs/search",
-        strategy=FLAGS.strategy)
+        strategy=FLAGS.strategy, sampler=FLAGS.sampler)
     best = result["best"]
     print(f"best: alpha={best['alpha']:g} beta={best['beta']:g} gamma={best['gamma']:g} "
           f"({best['role']}), val top-1 {best['val_top1_mean']:.3f} ± {best['val_top1_std']:.3f}"

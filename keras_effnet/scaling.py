@@ -117,8 +117,9 @@ class StageSpec:
 
         for field in ("kernel", "repeats", "filters_in", "filters_out", "expand_ratio"):
             value = getattr(self, field)
-            if (value is not None or field != "expand_ratio") and (not _is_int(value) or
-                                                                    value < 1):
+            if value is None and field == "expand_ratio":  # a kind without expansion
+                continue
+            if not _is_int(value) or value < 1:
                 raise bad(field, "an integer >= 1")
         if self.kernel % 2 == 0:
             raise bad("kernel", "an odd integer")
@@ -157,7 +158,7 @@ class BaseNetwork:
     head_filters: int = 1280
     activation: str = "swish"
     fix_stem_head: bool = False
-    preprocessing: str = "imagenet"  # see model.preprocessing_constants
+    preprocessing: str = "imagenet"  # see assembly.preprocessing_constants
     dropout: float = 0.2
     stem: str = "conv"
     stem_kernel: int = 3
@@ -365,7 +366,7 @@ class BlockConfig:
         return self.filters_in * (self.expand_ratio or 1)
 
     @property
-    def expanded_filters(self) -> int:
+    def expanded_filters(self) -> int:  # the name before other block kinds existed
         return self.inner_filters
 
     @property

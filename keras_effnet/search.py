@@ -189,9 +189,12 @@ def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
                  resolution: int | None = None, batch_size: int = 64, recipe: str = "short",
                  storage: str | None = None, study: str | None = None,
                  out: str = "runs/search", strategy: str = "auto",
-                 grace_period: int = GRACE_S, verbose: bool = True) -> dict[str, Any]:
+                 grace_period: int = GRACE_S, sampler: str = "grid",
+                 verbose: bool = True) -> dict[str, Any]:
     """Step 1: train every candidate (the grid's `max_trials` points nearest the paper's, or
-    `points`) and the reference rows for `epochs` at the proxy `resolution` with `seeds`
+    `points`; with `sampler="tpe"`, `max_trials` points drawn by Optuna's TPE sampler from the
+    continuous box α ≤ target, β, γ ≤ √target, kept where the measured MACs fit) and the
+    reference rows for `epochs` at the proxy `resolution` with `seeds`
     seeds; rank them by mean validation top-1. Writes `out`/search.json, .md, .png; returns
     the search.json content. Re-running the same call resumes; another process running it
     with the same `storage` and `study` shares the work; a trial whose worker is silent for
@@ -211,7 +214,12 @@ def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
     base_net = _resolve_base(base)
     resolution = base_net.resolution if resolution is None else resolution
     base_arg = base if isinstance(base, str) else base_net
-    candidates = (_parse_points(points) if points is not None else
+    if sampler not in ("grid", "tpe"):
+        raise ValueError(f"sampler={sampler!r}; accepted: 'grid' or 'tpe'")
+    if sampler == "tpe" and (points is not None or not isinstance(max_trials, int)
+                             or max_trials < 1):
+        raise ValueError("sampler='tpe' draws its own points: give max_trials >= 1, no points")
+    candidates = [] if sampler == "tpe" else (_parse_points(points) if points is not None else
                   grid(base_arg, target=target, tolerance=tolerance, step=step,
                        resolution=resolution, max_points=max_trials))
     for c in candidates:
@@ -228,7 +236,8 @@ def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
     settings = {"base": base_net.name, "stages": [dataclasses.asdict(s) for s in base_net.stages],
                 "data": str(data), "target": target, "tolerance": tolerance, "seeds": seeds,
                 "epochs": epochs, "resolution": resolution, "batch_size": batch_size,
-                "recipe": recipe, "candidates": [c.key for c in rows]}
+                "recipe": recipe, "candidates": [c.key for c in rows], "sampler": sampler,
+                "max_trials": max_trials if sampler == "tpe" else None}
     _claim_folder(out, settings)
     name = study or f"effnet-search-{base_net.name}"
     db = open_storage(storage, out, grace_period)
@@ -278,14 +287,58 @@ def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
             continue
         study_.optimize(objective, n_trials=1, catch=())
         if verbose:
-            done = _finished(study_)
-            best = max(done.values(), key=lambda r: r["val_top1_mean"])
-            last = study_.trials[-1]
-            print(f"trial {len(done)}/{len(by_key)}: {last.params.get('candidate')} "
-                  f"({last.user_attrs.get('role', '?')}) top-1 "
-                  f"{last.user_attrs.get('val_top1_mean', float('nan')):.3f} | best "
-                  f"{best['key']} {best['val_top1_mean']:.3f}", flush=True)
-    return write_report(out, [_finished(study_)[k] for k in by_key], settings)
+            _progress(study_, len(by_key))
+    rows = [_finished(study_)[k] for k in by_key]
+    if sampler == "tpe":
+        rows += _continuous(optuna, name, db, base_arg, data, resolution, seeds, epochs,
+                            batch_size, recipe, strategy, out, target, tolerance, max_trials,
+                            verbose)
+    return write_report(out, rows, settings)
+
+
+def _progress(study_: Any, total: int) -> None:
+    done = _finished(study_)
+    best = max(done.values(), key=lambda r: r["val_top1_mean"])
+    last = study_.trials[-1].user_attrs
+    print(f"trial {len(done)}/{total}: {last.get('key', '(pruned)')} ({last.get('role', '-')}) "
+          f"top-1 {last.get('val_top1_mean', float('nan')):.3f} | best {best['key']} "
+          f"{best['val_top1_mean']:.3f}", flush=True)
+
+
+def _continuous(optuna: Any, name: str, db: Any, base: Any, data: str, resolution: int,
+                seeds: int, epochs: int, batch_size: int, recipe: str, strategy: str, out: str,
+                target: float, tolerance: float, max_trials: int,
+                verbose: bool) -> list[dict[str, Any]]:
+    """TPE over the continuous box; a drawn point whose measured MACs miss the tolerance is
+    pruned at once (no training). Each worker stops when `max_trials` points are trained (N
+    workers may train up to N − 1 more)."""
+    study_ = optuna.create_study(study_name=f"{name}-tpe", storage=db, direction="maximize",
+                                 load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=0))
+    high = math.sqrt(target)
+
+    def objective(trial: Any) -> float:
+        point = Candidate(round(trial.suggest_float("alpha", 1.0, target), 3),
+                          round(trial.suggest_float("beta", 1.0, high), 3),
+                          round(trial.suggest_float("gamma", 1.0, high), 3))
+        ratio = macs_multiplier(base, (point.alpha, point.beta, point.gamma), resolution)
+        if abs(ratio / target - 1) > tolerance:
+            raise optuna.TrialPruned(f"{point.key}: MACs x{ratio:.2f}")
+        row = _evaluate(point, base, data, resolution, seeds, epochs, batch_size, recipe,
+                        strategy, out)
+        for field, value in row.items():
+            trial.set_user_attr(field, value)
+        return row["val_top1_mean"]
+
+    for _ in range(200 * max_trials):  # pruned draws cost a count each, not a training
+        if len(_finished(study_)) >= max_trials:
+            break
+        study_.optimize(objective, n_trials=1, catch=())
+        if verbose and study_.trials[-1].state == optuna.trial.TrialState.COMPLETE:
+            _progress(study_, max_trials)
+    else:
+        raise ValueError(f"TPE found fewer than {max_trials} points within {tolerance:.0%} of "
+                         f"MACs x{target} in {200 * max_trials} draws: widen the tolerance")
+    return list(_finished(study_).values())
 
 
 def _check_data(data: str, resolution: int) -> None:
@@ -318,7 +371,7 @@ def _finished(study_: Any) -> dict[str, dict[str, Any]]:
 
     found: dict[str, dict[str, Any]] = {}
     for t in study_.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        found.setdefault(t.params["candidate"], dict(t.user_attrs))
+        found.setdefault(t.user_attrs["key"], dict(t.user_attrs))
     return found
 
 

@@ -103,6 +103,9 @@ def test_budget_prints_phi_margin_and_config():
 
 
 def test_search_rejects_bad_points_before_training(tmp_path):
-    result = effnet("search", "--base=lite", "--points=1.2,1.1", f"--out={tmp_path / 's'}")
+    result = effnet("search", "--base=lite", "--points=1.2,1.1", "--data=synthetic",
+                    f"--out={tmp_path / 's'}")
     assert result.returncode == 2 and "point '1.2,1.1'" in result.stderr
     assert not (tmp_path / "s").exists()
+    no_data = effnet("search", "--base=lite", f"--out={tmp_path / 's'}")
+    assert no_data.returncode != 0 and "needs --data=SPEC" in no_data.stderr

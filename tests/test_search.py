@@ -167,3 +167,16 @@ def test_fit_budget_by_measured_latency():
     phi, config, measured = fit_budget(TINY, latency_ms=budget, quantize="none", threads=1,
                                        base_resolution=32, num_classes=10, precision=0.25)
     assert measured["value"] <= budget and phi > 0 and config.resolution > 32
+
+
+@pytest.mark.large  # trains the 4 reference rows and 2 drawn points
+def test_a_continuous_search_with_tpe(tmp_path):
+    result = coefficients(TINY, DATA, out=str(tmp_path / "tpe"), sampler="tpe", max_trials=2,
+                          **{k: v for k, v in SEARCH.items() if k != "points"})
+    drawn = [r for r in result["trials"] if r["role"] == "candidate"]
+    assert len(drawn) == 2 and len(result["trials"]) == 6
+    for row in drawn:
+        assert abs(macs_multiplier(TINY, (row["alpha"], row["beta"], row["gamma"]), 32) / 2
+                   - 1) <= 0.15
+    with pytest.raises(ValueError, match=r"sampler='tpe' draws its own points"):
+        coefficients(TINY, DATA, sampler="tpe", points=["1.2,1.1,1.15"], out=str(tmp_path))

@@ -182,8 +182,7 @@ def open_storage(storage: str | None, out: str, grace_period: int = GRACE_S) -> 
 
 # ---- step 1 --------------------------------------------------------------------------------
 
-def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
-                 data: str = "synthetic", *, points: Iterable[Any] | None = None,
+def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: Iterable[Any] | None = None,
                  target: float = 2.0, tolerance: float = 0.15, step: float = 0.05,
                  max_trials: int | None = 8, seeds: int = 2, epochs: int = 5,
                  resolution: int | None = None, batch_size: int = 64, recipe: str = "short",
@@ -195,7 +194,8 @@ def coefficients(base: str | BaseNetwork | Sequence[Any] = "efficientnet",
     `points`; with `sampler="tpe"`, `max_trials` points drawn by Optuna's TPE sampler from the
     continuous box α ≤ target, β, γ ≤ √target, kept where the measured MACs fit) and the
     reference rows for `epochs` at the proxy `resolution` with `seeds`
-    seeds; rank them by mean validation top-1. Writes `out`/search.json, .md, .png; returns
+    seeds; rank them by mean validation top-1. `data` has no default: a search ranks
+    candidates on the user's data, never on invented images (pass "synthetic" for a demo). Writes `out`/search.json, .md, .png; returns
     the search.json content. Re-running the same call resumes; another process running it
     with the same `storage` and `study` shares the work; a trial whose worker is silent for
     `grace_period` seconds (killed) is re-queued.

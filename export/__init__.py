@@ -22,7 +22,8 @@ from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, writ
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
 from keras_effnet.export.qat import fine_tune, quantization_aware
 from keras_effnet.export.tflite import IO_DTYPES, QUANTIZE_MODES, calibration_images, convert
-from keras_effnet.export.verify import THRESHOLDS, VerificationError, verify
+from keras_effnet.export.verify import (THRESHOLDS, VerificationError, compare,
+                                        thresholds_for, verify)
 
 
 def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray, Any]:
@@ -38,6 +39,17 @@ def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray,
     if isinstance(data, tuple) and len(data) == 2:
         return calibration_images(data[0], shape, count), np.asarray(data[1])[:count]
     return calibration_images(data, shape, count), None
+
+
+def describe_data(data: Any, split: str) -> str:
+    """How a report names the images it used: a data spec and its split, or what was given."""
+    if data is None:
+        return "seeded random pixels (no labels)"
+    if isinstance(data, str):
+        return f"{data} ({split} split)"
+    if isinstance(data, tuple) and len(data) == 2:
+        return "images and labels given as arrays"
+    return f"images given as {type(data).__name__}"
 
 
 def metadata(model: Any) -> dict[str, Any]:
@@ -58,6 +70,7 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
             verify_count: int, labels: list[str] | None, num_threads: int,
             thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
     images, targets = _verification_images(model, verify_data, verify_count)
+    extra = {**extra, "verify_data": describe_data(verify_data, "validation")}
     failed_report = path + ".failed.json"
     with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
@@ -96,16 +109,20 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
     `representative_data` (int8): array of images, tf.data.Dataset, or a data spec.
     `verify_data`: images, (images, labels), or a data spec (its labels give accuracies);
     default: the representative data, else seeded random pixels.
+    `thresholds`: overrides of the kind's `THRESHOLDS` (None turns a gate off).
     """
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(f"TFLite path {path!r} must end in .tflite")
     check_writable_dir(path)
+    limits = thresholds_for(quantize, thresholds)  # a bad threshold fails before converting
     flatbuffer = convert(model, quantize, representative_data, calibration_steps, io_dtype)
+    extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype}
+    if quantize == "int8":
+        extra["calibration_data"] = describe_data(representative_data, "train")
     return _finish(flatbuffer, path, _reference(model), quantize,
                    verify_data if verify_data is not None else representative_data,
-                   verify_count, labels, num_threads, thresholds,
-                   {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype})
+                   verify_count, labels, num_threads, limits, extra)
 
 
 def onnx_model(model: Any, opset: int = 17) -> Any:
@@ -141,9 +158,10 @@ def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data
     if not path.endswith(".onnx"):
         raise ValueError(f"ONNX path {path!r} must end in .onnx")
     check_writable_dir(path)
+    limits = thresholds_for("none", thresholds)
     proto = onnx_model(model, opset)
     return _finish(proto.SerializeToString(), path, _reference(model), "none", verify_data,
-                   verify_count, labels, num_threads, thresholds, {"format": "onnx", "opset": opset})
+                   verify_count, labels, num_threads, limits, {"format": "onnx", "opset": opset})
 
 
 def to_saved_model(model: Any, path: str | os.PathLike) -> str:
@@ -156,6 +174,7 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "Traced", "VerificationError",
-           "fine_tune", "is_quantization_aware", "metadata", "onnx_model", "quantization_aware",
-           "to_onnx", "to_saved_model", "to_tflite", "traced", "verify"]
+__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "Traced", "VerificationError", "compare",
+           "describe_data", "fine_tune", "is_quantization_aware", "metadata", "onnx_model",
+           "quantization_aware", "thresholds_for", "to_onnx", "to_saved_model", "to_tflite",
+           "traced", "verify"]

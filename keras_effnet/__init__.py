@@ -4,12 +4,51 @@
 first use, so resolving and profiling configs stays instant.
 """
 
+import importlib.abc
+import importlib.util
+import sys
+from typing import Any
+
 from keras_effnet.assembly import BuildOptions
 from keras_effnet.profile import LayerCost, Profile, feature_taps, profile
 from keras_effnet.scaling import (ALPHA, BASES, BETA, GAMMA, VARIANTS, BaseNetwork, BlockConfig,
                                   ModelConfig, StageSpec, Variant, scale)
 
 __version__ = "0.1.0"
+
+
+def _register_with_keras() -> None:
+    """Register our Keras classes (the model, its optimizers and schedule), so that
+    `keras.saving.load_model("run/model.keras")` finds them after `import keras_effnet`."""
+    import keras_effnet.model  # noqa: F401  (registers EfficientNet)
+    import keras_effnet.optim  # noqa: F401  (registers the optimizers and the schedule)
+
+
+class _AfterKeras(importlib.abc.MetaPathFinder):
+    """Registers our classes right after Keras itself is imported: `import keras_effnet`
+    alone must not import TensorFlow (profiling stays instant), yet a model file must load
+    whichever of the two the user imports first."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def then_register(module: Any) -> None:
+                exec_module(module)
+                _register_with_keras()
+
+            spec.loader.exec_module = then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_with_keras()
+elif not any(isinstance(finder, _AfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKeras())
 
 _LAZY = {"build": "model", "EfficientNet": "model", "load_weights": "weights",
          "load_model": "artifacts", "save_model": "files"}

@@ -6,16 +6,19 @@
     effnet build --variant=lite0 --num_classes=10 --out=lite0.keras
     effnet train --variant=lite0 --data=folder:/data/my_images --resolution=64 --out=runs/mine
     effnet eval --model=runs/mine/model.keras --data=folder:/data/my_images
-    effnet export --model=runs/mine/model.keras --format=tflite --quantize=int8 --calibration=...
+    effnet export --model=runs/mine/model.keras --quantize=int8 --out=deploy/  # the run's data
     effnet search --base=lite --data=folder:/data/my_images --resolution=64 --epochs=5 --seeds=2
     effnet budget --base=lite --latency_ms=5 --quantize=int8 --threads=2
 
-Flags apply to the commands that use them (each flag's help says which).
+Each command takes its own flags (`effnet COMMAND --help` lists them); a flag given to a
+command that does not take it is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 
 from absl import app, flags, logging
@@ -28,72 +31,154 @@ FLAGS = flags.FLAGS
 # learning rate (Adam 0.012 at batch 64; the short recipe's only; BUILD_NOTES.md).
 QUICKSTART_DEFAULTS = {"data": "synthetic?train=1600&validation=400", "epochs": 12,
                        "batch_size": 64, "base_resolution": 48, "learning_rate": 0.048}
-flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4 (build)")
-flags.DEFINE_list("variants", None, "comma-separated released variants (profile)")
-flags.DEFINE_list("phi", None, "compound coefficient(s) φ, comma-separated for profile")
+# Each flag's help here is its meaning wherever it is used; COMMAND_FLAGS says which commands
+# take it and, where the meaning (or default) differs, what it means for that command.
+flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4")
+flags.DEFINE_list("variants", None, "comma-separated released variants")
+flags.DEFINE_list("phi", None, "compound coefficient φ")
 flags.DEFINE_string("base", "efficientnet", "base network for φ: efficientnet, lite, "
-                    "mobilenet_v1, mobilenet_v2, resnet50 (profile of the last three also prints "
-                    "the paper's Table 3)")
-flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's 224; "
-                     f"quickstart: {QUICKSTART_DEFAULTS['base_resolution']})")
-flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's; "
-                     "eval: must equal the model's)")
-flags.DEFINE_integer("num_classes", 1000, "classifier outputs (build; train takes the data's "
-                     "class count, and a --num_classes given must equal it)")
-flags.DEFINE_string("weights", None, "keras.applications-format weights file to load")
-flags.DEFINE_bool("skip_head", False, "with --weights: leave the classifier freshly initialised")
-flags.DEFINE_string("out", None, "where to write the model (.keras) for build")
-flags.DEFINE_bool("per_layer", False, "profile: print the per-layer table too")
-flags.DEFINE_bool("summary", False, "build: print the Keras layer summary")
-flags.DEFINE_string("data", "synthetic", "data spec: synthetic | folder:PATH | tfrecord:GLOB "
-                    f"(quickstart: {QUICKSTART_DEFAULTS['data']})")
-flags.DEFINE_integer("epochs", 25, "training epochs (quickstart: "
-                     f"{QUICKSTART_DEFAULTS['epochs']})")
-flags.DEFINE_integer("batch_size", 64, "global batch size (split across replicas; quickstart: "
-                     f"{QUICKSTART_DEFAULTS['batch_size']})")
+                    "mobilenet_v1, mobilenet_v2, resnet50")
+flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's 224)")
+flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's)")
+flags.DEFINE_integer("num_classes", 1000, "classifier outputs")
+flags.DEFINE_string("weights", None, "a weights file: keras.applications .h5/.keras/"
+                    ".weights.h5, or a PyTorch checkpoint .pth/.safetensors (timm "
+                    "tf_efficientnet_*, efficientnet_pytorch, efficientnet_lite_pytorch)")
+flags.DEFINE_bool("skip_head", False, "with --weights: leave the classifier freshly initialised "
+                  "(a new label set)")
+flags.DEFINE_string("out", None, "where to write (see the command's --help)")
+flags.DEFINE_bool("per_layer", False, "print the per-layer table too")
+flags.DEFINE_bool("summary", False, "print the Keras layer summary")
+flags.DEFINE_string("data", "synthetic", "data spec: synthetic | folder:PATH | tfrecord:GLOB")
+flags.DEFINE_integer("epochs", 25, "training epochs")
+flags.DEFINE_integer("batch_size", 64, "global batch size (split across replicas)")
 flags.DEFINE_enum("recipe", "short", ["short", "paper"], "training recipe (see README)")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "auto", "float16", "bfloat16"],
                   "mixed-precision policy")
-flags.DEFINE_float("learning_rate", None, "override the recipe's learning rate (per 256 images; "
-                   f"quickstart with --recipe=short: {QUICKSTART_DEFAULTS['learning_rate']})")
+flags.DEFINE_float("learning_rate", None, "override the recipe's learning rate (per 256 images)")
 flags.DEFINE_integer("seed", 0, "random seed")
-flags.DEFINE_string("model", None, "a saved .keras model (eval, export)")
+flags.DEFINE_string("model", None, "a saved .keras model")
 flags.DEFINE_enum("format", "tflite", ["tflite", "onnx", "saved_model"], "export format")
 flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "TFLite mode")
 flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8", "int8"], "int8 TFLite input/output")
-flags.DEFINE_string("calibration", "synthetic", "data spec for int8 calibration")
-flags.DEFINE_string("verify_data", None, "data spec to verify on (default: --calibration for "
-                    "int8, --data otherwise)")
+flags.DEFINE_string("calibration", None, "data spec whose train split calibrates int8")
+flags.DEFINE_string("verify_data", None, "data spec whose validation split the artifact is "
+                    "verified on")
 flags.DEFINE_integer("opset", 17, "ONNX opset")
-flags.DEFINE_list("points", None, "search: explicit alpha,beta,gamma triples separated by ';' "
+flags.DEFINE_list("points", None, "explicit alpha,beta,gamma triples separated by ';' "
                   "(e.g. \"1.2,1.1,1.15;1.3,1.05,1.15\"); default: the grid")
-flags.DEFINE_float("step", 0.05, "search: grid step of alpha, beta, gamma")
-flags.DEFINE_enum("sampler", "grid", ["grid", "tpe"], "search: the paper's grid, or Optuna's "
-                  "TPE over the continuous box (--max_trials points)")
-flags.DEFINE_float("tolerance", 0.15, "search: relative tolerance of the measured MACs "
-                   "multiplier around --target")
-flags.DEFINE_float("target", 2.0, "search: MACs multiplier of a candidate over the base (φ = 1)")
-flags.DEFINE_integer("max_trials", 8, "search: the N grid points nearest the paper's "
-                     "(1.2, 1.1, 1.15), besides the 4 reference rows")
-flags.DEFINE_integer("seeds", 2, "search: training seeds per candidate")
-flags.DEFINE_string("storage", None, "search: Optuna storage URL shared by all workers "
-                    "(default: SQLite in --out)")
-flags.DEFINE_string("study", None, "search: study name (default: effnet-search-<base>)")
-flags.DEFINE_float("alpha", None, "budget: depth coefficient (default: the paper's 1.2)")
-flags.DEFINE_float("beta", None, "budget: width coefficient (default: the paper's 1.1)")
-flags.DEFINE_float("gamma", None, "budget: resolution coefficient (default: the paper's 1.15)")
-flags.DEFINE_string("coefficients_from", None, "budget: a search.json whose best alpha, beta, "
-                    "gamma to use")
+flags.DEFINE_float("step", 0.05, "grid step of alpha, beta, gamma")
+flags.DEFINE_enum("sampler", "grid", ["grid", "tpe"], "the paper's grid, or Optuna's TPE over "
+                  "the continuous box (--max_trials points)")
+flags.DEFINE_float("tolerance", 0.15, "relative tolerance of the measured MACs multiplier "
+                   "around --target")
+flags.DEFINE_float("target", 2.0, "MACs multiplier of a candidate over the base (φ = 1)")
+flags.DEFINE_integer("max_trials", 8, "the N grid points nearest the paper's (1.2, 1.1, 1.15), "
+                     "besides the 4 reference rows")
+flags.DEFINE_integer("seeds", 2, "training seeds per candidate")
+flags.DEFINE_string("storage", None, "Optuna storage URL shared by all workers (default: "
+                    "SQLite in --out)")
+flags.DEFINE_string("study", None, "study name (default: effnet-search-<base>)")
+flags.DEFINE_float("alpha", None, "depth coefficient (default: the paper's 1.2)")
+flags.DEFINE_float("beta", None, "width coefficient (default: the paper's 1.1)")
+flags.DEFINE_float("gamma", None, "resolution coefficient (default: the paper's 1.15)")
+flags.DEFINE_string("coefficients_from", None, "a search.json whose best alpha, beta, gamma "
+                    "to use")
 flags.DEFINE_float("macs", None, "budget: multiply-adds (e.g. 6e8)")
 flags.DEFINE_float("params", None, "budget: trainable parameters")
 flags.DEFINE_float("activations", None, "budget: conv/dense output elements")
 flags.DEFINE_float("latency_ms", None, "budget: median TFLite latency on this machine (ms)")
-flags.DEFINE_integer("threads", 2, "budget: LiteRT threads for --latency_ms")
-flags.DEFINE_integer("qat_epochs", 0, "export --quantize=int8: first fine-tune this many epochs "
-                     "quantization-aware on --data (the remedy when PTQ loses accuracy)")
+flags.DEFINE_integer("threads", 2, "LiteRT threads for --latency_ms")
+flags.DEFINE_integer("qat_epochs", 0, "with --quantize=int8: first fine-tune this many epochs "
+                     "quantization-aware (the remedy when PTQ loses accuracy)")
+# Verification thresholds (default: the artifact kind's, keras_effnet.export.THRESHOLDS)
+flags.DEFINE_float("min_agreement", None, "verification: least top-1 agreement with Keras over "
+                   "all images, near-ties included")
+flags.DEFINE_float("min_decisive_agreement", None, "verification: least top-1 agreement over "
+                   "the images whose float top-1/top-2 margin exceeds --near_tie_margin")
+flags.DEFINE_float("near_tie_margin", None, "verification: float top-1/top-2 probability "
+                   "margin at or below which an image is a near-tie (counted, not gated)")
+flags.DEFINE_float("min_sqnr_db", None, "verification: least signal-to-quantization-noise "
+                   "ratio of the outputs (dB)")
+flags.DEFINE_float("max_accuracy_drop", None, "verification: largest accuracy loss against "
+                   "Keras on labelled data")
+flags.DEFINE_float("max_abs_diff", None, "verification: largest |artifact - Keras| output "
+                   "difference (float artifacts; inf: not gated)")
+THRESHOLD_FLAGS = ("min_agreement", "min_decisive_agreement", "near_tie_margin", "min_sqnr_db",
+                   "max_accuracy_drop", "max_abs_diff")
 
+_MODEL = ("variant", "phi", "base", "base_resolution", "resolution")
+_TRAINING = {"data": None, "epochs": None, "batch_size": None, "recipe": None, "strategy": None,
+             "mixed_precision": None, "learning_rate": None, "seed": None}
+_DATA_SPEC = "synthetic | folder:PATH | tfrecord:GLOB"
+# The flags each command takes: None keeps the flag's own help, a text replaces it for that
+# command (the flag's default is appended unless the text states one). `effnet COMMAND --help`
+# prints this; a flag given to a command not listing it is an error (nothing silently ignored).
+COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
+    "profile": {"variant": None, "variants": None,
+                "phi": "compound coefficient(s) φ, comma-separated", "base":
+                "base network for φ: efficientnet, lite, mobilenet_v1, mobilenet_v2, resnet50 "
+                "(the last three also print the paper's Table 3)",
+                "base_resolution": None, "per_layer": None},
+    "build": {**dict.fromkeys(_MODEL), "num_classes": "classifier outputs (default 1000)",
+              "weights": None, "skip_head": None, "summary": None,
+              "out": "the .keras file to write (default: none, print only)"},
+    "train": {**dict.fromkeys(_MODEL), **_TRAINING,
+              "data": f"training data spec: {_DATA_SPEC} (default synthetic); its validation "
+                      "split is held out",
+              "num_classes": "must equal the data's class count (default: the data's)",
+              "weights": None, "skip_head": None,
+              "out": "the run folder: model.keras, best.keras, summary.json, history.csv, "
+                     "logs/ (default runs/train)"},
+    "quickstart": {
+        **dict.fromkeys(_MODEL), **_TRAINING,
+        "variant": "released variant: b0..b7, lite0..lite4 (default lite0)",
+        "base_resolution": "resolution at φ = 0 (default "
+                           f"{QUICKSTART_DEFAULTS['base_resolution']})",
+        "data": f"data spec: {_DATA_SPEC} (default {QUICKSTART_DEFAULTS['data']})",
+        "epochs": f"training epochs (default {QUICKSTART_DEFAULTS['epochs']})",
+        "batch_size": f"global batch size (default {QUICKSTART_DEFAULTS['batch_size']})",
+        "learning_rate": "override the recipe's learning rate (per 256 images; default with "
+                         f"--recipe=short: {QUICKSTART_DEFAULTS['learning_rate']})",
+        "out": "the run folder (default runs/quickstart)"},
+    "eval": {"model": "the .keras model to score",
+             "data": f"data spec whose validation split is scored: {_DATA_SPEC} (default "
+                     "synthetic)",
+             "batch_size": None,
+             "resolution": "must equal the model's input size (default: the model's)"},
+    "export": {
+        "model": "the .keras model to export (required)", "format": None,
+        "quantize": None, "io_dtype": None, "opset": None,
+        "calibration": "int8: data spec whose train split calibrates (default: the data of "
+                       "the `effnet train` run that wrote --model, recorded in its "
+                       "summary.json; else --data or --verify_data)",
+        "verify_data": "data spec whose validation split verifies the artifact (default: the "
+                       "run's data; else --calibration or --data)",
+        "qat_epochs": None,
+        "data": "with --qat_epochs: data spec whose train split fine-tunes (default: the "
+                "run's data; else --calibration or --verify_data)",
+        "batch_size": "with --qat_epochs: fine-tuning batch size", "seed": "with "
+        "--qat_epochs: fine-tuning seed",
+        "out": "a file, or a folder (an existing one, or a path ending in /) to write "
+               "<model>_<quantize>.tflite / <model>.onnx / <model>_saved_model into "
+               "(default: beside --model)",
+        **dict.fromkeys(THRESHOLD_FLAGS)},
+    "search": {"base": "base network whose alpha, beta, gamma to search",
+               "data": f"data spec every trial trains on (required): {_DATA_SPEC}",
+               "points": None, "step": None, "sampler": None, "tolerance": None,
+               "target": None, "max_trials": None, "seeds": None,
+               "epochs": "training epochs of each trial", "resolution": "training "
+               "resolution of each trial (default: the base's)",
+               "batch_size": None, "recipe": None, "strategy": None, "storage": None,
+               "study": None, "out": "the search folder (default runs/search)"},
+    "budget": {"base": "base network to scale", "base_resolution": None,
+               "num_classes": "classifier outputs (default 1000)", "alpha": None,
+               "beta": None, "gamma": None, "coefficients_from": None, "macs": None,
+               "params": None, "activations": None, "latency_ms": None, "threads": None,
+               "quantize": "TFLite mode whose latency --latency_ms measures (default int8)"},
+}
 
 def _configs():
     """Yield the ModelConfigs the flags ask for (profile: many; build: the first)."""
@@ -183,6 +268,7 @@ def table3_table(rows) -> str:
 
 
 def cmd_profile() -> None:
+    """Parameters and MACs of variants or φ values, beside the published figures."""
     from keras_effnet import profile
 
     configs = list(_configs())
@@ -196,6 +282,7 @@ def cmd_profile() -> None:
 
 
 def cmd_build() -> None:
+    """Build a model (optionally with --weights) and save it as .keras."""
     import keras_effnet
     from keras_effnet.files import check_writable_dir, save_model
 
@@ -227,7 +314,6 @@ def _recipe():
 def _quickstart_flags() -> None:
     """Fill the flags the user did not pass with QUICKSTART_DEFAULTS; check --data up front."""
     import glob
-    import os
 
     from keras_effnet.data import parse_spec
 
@@ -247,14 +333,14 @@ def _quickstart_flags() -> None:
 
 
 def cmd_quickstart() -> None:
-    """The main job (README's first command): build, train, export float32 and int8 TFLite and
-    ONNX, verify them in their runtimes, report. Defaults (QUICKSTART_DEFAULTS): lite0 at 48 px,
+    """The main job: build, train, export (TFLite float32 and int8, ONNX), verify, report.
+
+    Each artifact is verified in its runtime before it is written. Defaults: lite0 at 48 px,
     12 epochs of batch 64 on 1 600 synthetic images (400 held out), the short recipe at twice
-    its learning rate; any flag overrides them,
-    e.g. --data=folder:PATH, --phi=1 (--base=lite), --variant=lite2, --base_resolution=96
-    (the φ = 0 size every model is scaled from), --epochs=30, --learning_rate,
-    --strategy=mirrored --mixed_precision=auto on GPUs."""
-    import os
+    its learning rate. Any flag overrides them, e.g.
+    --data=folder:PATH, --phi=1 --base=lite, --variant=lite2, --base_resolution=96 (the φ = 0
+    size every model is scaled from), --epochs=30, --strategy=mirrored --mixed_precision=auto
+    on GPUs."""
     import time
 
     started = time.monotonic()
@@ -313,13 +399,15 @@ def cmd_quickstart() -> None:
 
 
 def cmd_train() -> None:
+    """Train a model on a data spec (optionally from pretrained --weights) into a run folder."""
     from keras_effnet.train import train
 
     summary = train(next(_configs()), data=FLAGS.data, epochs=FLAGS.epochs,
                     batch_size=FLAGS.batch_size, recipe=_recipe(),
                     strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
                     resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed,
-                    num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None)
+                    num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None,
+                    weights=FLAGS.weights, skip_head=FLAGS.skip_head)
     scores = summary["validation"]
     print(f"validation: top-1 {scores['accuracy']:.4f}"
           + (f", top-5 {scores['top5']:.4f}" if "top5" in scores else "")
@@ -327,10 +415,11 @@ def cmd_train() -> None:
 
 
 def cmd_eval() -> None:
+    """Top-1 / top-5 of a saved model on a data spec's validation split."""
+    if not FLAGS.model:
+        raise app.UsageError("--model=PATH.keras is required")
     from keras_effnet.train import evaluate
 
-    if not FLAGS.model:
-        raise app.UsageError("effnet eval needs --model=PATH.keras")
     scores = evaluate(FLAGS.model, FLAGS.data, FLAGS.batch_size, resolution=FLAGS.resolution)
     print("  ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
 
@@ -339,59 +428,170 @@ def _stage(text: str) -> None:
     print(f"[effnet export] {text}", flush=True)
 
 
+def _number(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
 def report_table(reports: list[dict]) -> str:
-    """The verification table printed by export and quickstart."""
-    rows = [f"{'artifact':<28} {'size (MB)':>9} {'max |Δ|':>9} {'top-1 agree':>11} "
-            f"{'acc keras':>9} {'acc art.':>9} {'ms (1 img)':>10}  ok"]
+    """The verification table printed by export and quickstart (the decisive agreement is over
+    the images whose float top-1/top-2 margin exceeds the report's near_tie_margin)."""
+    rows = [f"{'artifact':<28} {'size (MB)':>9} {'max |Δ|':>9} {'SQNR dB':>8} "
+            f"{'top-1 agree':>11} {'decisive':>8} {'ties':>5} {'acc keras':>9} {'acc art.':>9} "
+            f"{'ms (1 img)':>10}  ok"]
     for r in reports:
-        acc_k = f"{r['keras_accuracy']:.4f}" if "keras_accuracy" in r else "—"
-        acc_a = f"{r['artifact_accuracy']:.4f}" if "artifact_accuracy" in r else "—"
+        sqnr = "inf" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
         rows.append(f"{r['artifact']:<28} {r['size_bytes'] / 1e6:>9.2f} {r['max_abs_diff']:>9.2e} "
-                    f"{r['top1_agreement']:>11.4f} {acc_k:>9} {acc_a:>9} "
+                    f"{sqnr:>8} {r['top1_agreement']:>11.4f} "
+                    f"{_number(r['decisive_agreement'], '.4f'):>8} {r['near_ties']:>5} "
+                    f"{_number(r.get('keras_accuracy'), '.4f'):>9} "
+                    f"{_number(r.get('artifact_accuracy'), '.4f'):>9} "
                     f"{r['median_latency_ms']:>10.2f}  {'yes' if r['passed'] else 'NO'}")
     return "\n".join(rows)
 
 
-def cmd_export() -> None:
-    import os
+EXPORT_NAMES = {"tflite": "_{quantize}.tflite", "onnx": ".onnx", "saved_model": "_saved_model"}
+# `effnet export`'s data flags (in the order one stands in for another the user did not give):
+# what each is for, and the split of its spec that the export library uses.
+EXPORT_DATA = {"calibration": ("calibration", "train"), "data": ("QAT fine-tuning", "train"),
+               "verify_data": ("verification", "validation")}
 
+
+def export_path(model: str, out: str | None, fmt: str, quantize: str) -> str:
+    """Where `effnet export` writes: `out` when it names a file; else the default name
+    (`<model>_<quantize>.tflite`, `<model>.onnx`, `<model>_saved_model`) inside the folder
+    `out` names (an existing folder that is not a SavedModel, or a path ending in /), or
+    beside the model."""
+    name = (os.path.splitext(os.path.basename(model))[0]
+            + EXPORT_NAMES[fmt].format(quantize=quantize))
+    if out is None:
+        return os.path.join(os.path.dirname(model), name)
+    saved_model = os.path.isfile(os.path.join(out, "saved_model.pb"))
+    if out.endswith(("/", os.sep)) or (os.path.isdir(out) and not saved_model):
+        return os.path.join(out, name)
+    return out
+
+
+def recorded_data(model: str) -> tuple[str, str] | None:
+    """(data spec, summary.json path) of the `effnet train` run that wrote `model`: the
+    summary.json beside it that names it; None for any other model."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model)), "summary.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+        artifacts = summary.get("artifacts", {})
+        spec = summary["data"]["spec"] if os.path.basename(model) in (
+            artifacts.get("model"), artifacts.get("best")) else None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a summary.json that `effnet train` wrote ({err!r})") \
+            from None
+    return (spec, path) if spec else None
+
+
+def export_data(model: str, needed: list[str]) -> dict[str, tuple[str, str]]:
+    """{flag: (data spec, where it came from)} for the data flags in `needed`: the flag itself;
+    else the data of the `effnet train` run that wrote `model`; else another data flag given
+    (EXPORT_DATA's order). Data is never invented: with none of these, a usage error names
+    the flag."""
+    given = [name for name in EXPORT_DATA if FLAGS[name].present]
+    run = recorded_data(model)
+    chosen = {}
+    for name in needed:
+        if FLAGS[name].present:
+            chosen[name] = (FLAGS[name].value, f"--{name}")
+        elif run:
+            chosen[name] = (run[0], f"the run's data, recorded in {run[1]}")
+        elif given:
+            chosen[name] = (FLAGS[given[0]].value, f"--{given[0]}")
+        else:
+            raise app.UsageError(
+                f"pass --{name}=SPEC (folder:PATH, tfrecord:GLOB, or synthetic for a demo): "
+                f"{model} has no summary.json of an `effnet train` run beside it to take the "
+                "data from")
+    return chosen
+
+
+def export_thresholds() -> dict[str, float]:
+    """The verification thresholds given on the command line (checked; the rest: the kind's
+    defaults)."""
+    from keras_effnet.export.verify import thresholds_for
+
+    given = {name: FLAGS[name].value for name in THRESHOLD_FLAGS if FLAGS[name].present}
+    try:
+        thresholds_for(FLAGS.quantize if FLAGS.format == "tflite" else "none", given)
+    except ValueError as err:
+        raise app.UsageError(f"--{err}") from None
+    return given
+
+
+def cmd_export() -> None:
+    """Convert a .keras model to TFLite / ONNX / SavedModel, verified before it is written.
+
+    The artifact runs in its runtime beside the Keras model; only if it passes are it and its
+    .json report written (else the report is kept as <artifact>.failed.json).
+
+    Calibration (train split), verification (validation split) and QAT fine-tuning (train
+    split) use the data of the `effnet train` run that wrote --model (its summary.json)
+    unless --calibration / --verify_data / --data say otherwise; any other model needs one
+    of them (synthetic data only when asked for: --calibration=synthetic). Verification
+    gates on the top-1 agreement of the decisive images (float top-1/top-2 margin above
+    --near_tie_margin), the SQNR, max |Δ| and the accuracy drop; near-ties are counted."""
+    if not FLAGS.model:
+        raise app.UsageError("--model=PATH.keras is required")
+    out = export_path(FLAGS.model, FLAGS.out, FLAGS.format, FLAGS.quantize)
+    int8 = FLAGS.format == "tflite" and FLAGS.quantize == "int8"
+    if FLAGS.qat_epochs and not int8:
+        raise app.UsageError("--qat_epochs needs --format=tflite --quantize=int8")
+    needed = (["calibration"] if int8 else []) + (["data"] if FLAGS.qat_epochs else []) + (
+        [] if FLAGS.format == "saved_model" else ["verify_data"])
+    data = export_data(FLAGS.model, needed)  # before any slow work: a missing flag fails now
+    thresholds = export_thresholds()
+    for name, (spec, source) in data.items():
+        role, split = EXPORT_DATA[name]
+        _stage(f"{role} data: {spec}, {split} split ({source})")
     from keras_effnet.artifacts import load_model
 
-    if not FLAGS.model:
-        raise app.UsageError("effnet export needs --model=PATH.keras")
-    out = FLAGS.out or os.path.splitext(FLAGS.model)[0] + {
-        "tflite": f"_{FLAGS.quantize}.tflite", "onnx": ".onnx", "saved_model": "_saved_model"
-    }[FLAGS.format]
     _stage(f"loading {FLAGS.model}")
     model = load_model(FLAGS.model, compile=False)
     from keras_effnet import export
 
-    verify_data = FLAGS.verify_data or (FLAGS.calibration if FLAGS.quantize == "int8"
-                                        else FLAGS.data)
+    if FLAGS.out and FLAGS.out.endswith(("/", os.sep)):
+        os.makedirs(FLAGS.out, exist_ok=True)
     if FLAGS.format == "saved_model":
         _stage(f"writing SavedModel {out}")
         export.to_saved_model(model, out)
-        _stage("done")
+        _stage(f"wrote {out}")
         return
+    calibration = data["calibration"][0] if int8 else None
+    if FLAGS.qat_epochs:
+        _stage(f"quantization-aware fine-tuning, {FLAGS.qat_epochs} epochs")
+        model = export.fine_tune(model, data["data"][0], epochs=FLAGS.qat_epochs,
+                                 batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     _stage(f"converting to {FLAGS.format}"
            + (f" ({FLAGS.quantize})" if FLAGS.format == "tflite" else f" (opset {FLAGS.opset})")
-           + f", then verifying on {verify_data}")
-    if FLAGS.qat_epochs:
-        if FLAGS.format != "tflite" or FLAGS.quantize != "int8":
-            raise app.UsageError("--qat_epochs needs --format=tflite --quantize=int8")
-        _stage(f"quantization-aware fine-tuning, {FLAGS.qat_epochs} epochs on {FLAGS.data}")
-        model = export.fine_tune(model, FLAGS.data, epochs=FLAGS.qat_epochs,
-                                 batch_size=FLAGS.batch_size, seed=FLAGS.seed)
-    if FLAGS.format == "tflite":
-        report = export.to_tflite(model, out, FLAGS.quantize, representative_data=FLAGS.calibration,
-                                  io_dtype=FLAGS.io_dtype, verify_data=verify_data)
-    else:
-        report = export.to_onnx(model, out, FLAGS.opset, verify_data=verify_data)
+           + ", then verifying")
+    try:
+        if FLAGS.format == "tflite":
+            report = export.to_tflite(model, out, FLAGS.quantize, representative_data=calibration,
+                                      io_dtype=FLAGS.io_dtype, verify_data=data["verify_data"][0],
+                                      thresholds=thresholds)
+        else:
+            report = export.to_onnx(model, out, FLAGS.opset, verify_data=data["verify_data"][0],
+                                    thresholds=thresholds)
+    except export.VerificationError as failed:
+        print(report_table([failed.report]))
+        raise
     print(report_table([report]))
+    if not report["decisive_images"]:
+        _stage(f"note: no image has a float top-1/top-2 margin above {report['near_tie_margin']}"
+               " (near-constant outputs: an untrained model?), so top-1 agreement and SQNR "
+               "say nothing here and were not gated")
     _stage(f"wrote {out} and {out}.json")
 
 
 def cmd_search() -> None:
+    """Search alpha, beta, gamma by short trainings on your data (Optuna)."""
     from keras_effnet.search import coefficients
 
     if not FLAGS["data"].present:  # a search ranks candidates on data: never invent it
@@ -417,8 +617,7 @@ def cmd_search() -> None:
 
 
 def cmd_budget() -> None:
-    import json
-
+    """The largest φ whose model fits a budget (MACs, params, activations, latency)."""
     from keras_effnet.scaling import ALPHA, BETA, GAMMA
     from keras_effnet.search import fit_budget
 
@@ -447,23 +646,76 @@ COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quicks
             "budget": cmd_budget}
 
 
+def check_flags(command: str) -> None:
+    """Refuse a flag of this module given to a command that does not take it (COMMAND_FLAGS):
+    nothing is silently ignored."""
+    own = {flag.name for flag in FLAGS.get_flags_for_module(sys.modules[__name__])}
+    wrong = sorted(name for name in own if FLAGS[name].present
+                   and name not in COMMAND_FLAGS[command])
+    if wrong:
+        raise app.UsageError(f"not `effnet {command}` flag(s): "
+                             f"{', '.join('--' + name for name in wrong)} "
+                             f"(`effnet {command} --help` lists its flags)")
+
+
+def command_help(command: str) -> str:
+    """`effnet COMMAND --help`: what the command does, and the flags it takes with their
+    meaning for it."""
+    import inspect
+    import textwrap
+
+    lines = [f"usage: effnet {command} [--flags]", "",
+             inspect.cleandoc(COMMANDS[command].__doc__ or ""), "", "flags:"]
+    for name, text in COMMAND_FLAGS[command].items():
+        flag = FLAGS[name]
+        default = ",".join(flag.default) if isinstance(flag.default, list) else flag.default
+        if text is None:
+            text = flag.help
+        elif hasattr(flag.parser, "enum_values"):
+            text = f"<{'|'.join(flag.parser.enum_values)}>: {text}"
+        if "default" not in text and default is not None and default is not False:
+            text += f" (default {default})"  # a command's own text states its own default
+        if name in THRESHOLD_FLAGS:
+            from keras_effnet.export.verify import THRESHOLDS
+
+            text += " (default by --quantize: " + ", ".join(
+                f"{kind} {'off' if limits[name] is None else limits[name]}"
+                for kind, limits in THRESHOLDS.items()) + ")"
+        lines.append(textwrap.fill(f"--{name}: {text}", 100, initial_indent="  ",
+                                   subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+def general_help() -> str:
+    """`effnet --help`: the commands, one line each."""
+    lines = [(__doc__ or "").rstrip(), "", "commands (`effnet COMMAND --help` lists a "
+             "command's flags; `effnet --helpfull` every flag):"]
+    for name, command in COMMANDS.items():
+        lines.append(f"  {name:<11} {(command.__doc__ or '').strip().splitlines()[0]}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: effnet {{{'|'.join(COMMANDS)}}} [--flags]; "
-                             f"got {' '.join(argv[1:]) or 'no command'}")
+    command = argv[1] if len(argv) == 2 and argv[1] in COMMANDS else None
     try:
-        COMMANDS[argv[1]]()
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, RuntimeError) as err:
-        print(f"effnet {argv[1]}: error: {err}", file=sys.stderr)
+        if command is None:
+            raise app.UsageError(f"usage: effnet {{{'|'.join(COMMANDS)}}} [--flags]; "
+                                 f"got {' '.join(argv[1:]) or 'no command'}")
+        check_flags(command)
+        COMMANDS[command]()
+    except (app.UsageError, ValueError, TypeError, FileNotFoundError, PermissionError,
+            RuntimeError) as err:
+        print(f"effnet{' ' + command if command else ''}: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 
 def run() -> None:
-    # absl's --help lists only __main__'s flags (none: they live here) and exits 1.
-    if {"--help", "-?", "--helpshort"} & set(sys.argv[1:]):
-        print((__doc__ or "") + "\n" + FLAGS.module_help(sys.modules[__name__]))
+    # absl's own --help lists only __main__'s flags (none: they live here) and exits 1.
+    if {"--help", "-?", "--helpshort", "-h"} & set(sys.argv[1:]):
+        words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+        print(command_help(words[0]) if words and words[0] in COMMANDS else general_help())
         sys.exit(0)
     app.run(main)
 

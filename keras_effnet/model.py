@@ -94,7 +94,10 @@ def build(
     `include_preprocessing=False`. `input_shape=None` means the config's resolution with the
     classifier, any size without it. `features_only=True` returns a backbone whose outputs are a
     dict `stride_2 … stride_32` (see `model.feature_info`). `weights` is a path to a
-    keras.applications-format file (`.h5`, `.weights.h5` or `.keras`) loaded by layer name;
+    keras.applications-format file (`.h5`, `.weights.h5` or `.keras`) loaded by layer name, or
+    a PyTorch EfficientNet checkpoint (`.pth`, `.safetensors`: timm's `tf_efficientnet_*`,
+    efficientnet_pytorch, efficientnet_lite_pytorch; read without torch, see
+    `keras_effnet.torch_weights`);
     `skip_head=True` leaves the classifier freshly initialised (fine-tuning to new classes).
     `dropout_rate`, `drop_path_rate`, `bn_momentum` and `bn_synchronized` are training
     settings: given with a `ModelConfig` they replace its own (`scaling.with_training`).
@@ -139,8 +142,8 @@ def _check_weights_argument(weights: Any) -> str:
             "time). Download keras.applications' file yourself (e.g. efficientnetb0.h5, or "
             "efficientnetb0_notop.h5 with include_top=False) and pass weights='/path/to/file.h5'")
     if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights={weights!r}; accepted: None or a path to a .h5, .weights.h5 "
-                        "or .keras file")
+        raise TypeError(f"weights={weights!r}; accepted: None or a path to a .h5, .weights.h5, "
+                        ".keras, .pth or .safetensors file")
     path = os.fspath(weights)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path!r}")

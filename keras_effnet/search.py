@@ -64,7 +64,8 @@ def grid(base: Any = "efficientnet", *, target: float = 2.0, tolerance: float = 
          max_points: int | None = None) -> list[Candidate]:
     """The paper's kind of grid: α, β, γ from 1 on a `step`, α ≤ `upper` (default: the target)
     and β, γ ≤ √upper, kept where the measured MACs multiplier is within `tolerance`
-    (relative) of `target`; nearest the paper's (1.2, 1.1, 1.15) first."""
+    (relative) of `target`, one point per distinct network after rounding; nearest the
+    paper's (1.2, 1.1, 1.15) first."""
     _check_positive("target", target, above=1.0)
     _check_positive("tolerance", tolerance)
     _check_positive("step", step)
@@ -77,22 +78,29 @@ def grid(base: Any = "efficientnet", *, target: float = 2.0, tolerance: float = 
     def axis(limit: float) -> list[float]:
         return [round(1 + i * step, 6) for i in range(int((limit - 1) / step + 1e-9) + 1)]
 
-    points = []
+    points, networks = [], {}
     for a in axis(upper):
         for b in axis(math.sqrt(upper)):
             for g in axis(math.sqrt(upper)):
                 if abs(a * b * b * g * g / target - 1) > 3 * tolerance:  # cheap pre-filter
                     continue
                 point = Candidate(a, b, g)
-                ratio = profile(point.config(base, resolution)).macs / anchor
+                config = point.config(base, resolution)
+                ratio = profile(config).macs / anchor
                 if abs(ratio / target - 1) <= tolerance:
                     points.append(point)
+                    networks[point] = (config.resolution, config.stem_filters,
+                                       config.head_filters, config.stages)
     if not points:
         raise ValueError(f"no grid point (step {step}, up to {upper}) has a measured MACs "
                          f"multiplier within {tolerance:.0%} of {target}: widen the tolerance "
                          "or refine the step")
     points.sort(key=lambda p: math.dist((p.alpha, p.beta, p.gamma), PAPER))
-    return points[:max_points]
+    # Points that round to the same network (same repeats, channels and resolution) would
+    # train it again: keep the one nearest the paper's.
+    seen: set = set()
+    unique = [p for p in points if not (networks[p] in seen or seen.add(networks[p]))]
+    return unique[:max_points]
 
 
 def references(base: Any, *, target: float = 2.0, resolution: int | None = None

@@ -81,14 +81,15 @@ def precision_policy(mixed_precision: str) -> str:
     return PRECISIONS[mixed_precision]
 
 
-def zero_init(model: keras.Model, config: ModelConfig) -> None:
+def zero_init(model: keras.Model, config: ModelConfig, blocks: bool = True) -> None:
     """Start every residual block as the identity and the classifier at zero output.
 
     Each skip block's last batch norm gets γ = 0 and the classifier kernel 0: the paper's
     classifier initialiser (fan-out variance) gives logits of std ≈ 4 for a 10-class head,
     a saturated softmax at step 0. Initial values only; the architecture is unchanged.
+    `blocks=False` zeroes the classifier alone (a fresh head on pretrained blocks).
     """
-    for block in config.blocks:
+    for block in config.blocks if blocks else ():
         if block.has_skip:
             bn = model.get_layer(block.name + "_project_bn")
             bn.gamma.assign(keras.ops.zeros_like(bn.gamma))
@@ -155,18 +156,20 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
-            save_model(self._without_optimizer(), self.path)
+            self._twin = save_weights_only(self.model, self.path, self._twin)
             write_json({"epoch": epoch, self.monitor: self.best}, self.score_path)
 
-    def _without_optimizer(self) -> Any:
-        """An uncompiled copy of the model holding its current weights: a `.keras` file of
-        the weights only (the backup keeps the optimizer state for resuming), a third of
-        the compiled model's with Adam's two moments."""
-        if self._twin is None:
-            self._twin = type(self.model)(self.model.effnet_config, self.model.build_options,
-                                          name=self.model.name)
-        self._twin.set_weights(self.model.get_weights())
-        return self._twin
+
+def save_weights_only(model: Any, path: str, twin: Any = None) -> Any:
+    """Write `model` as a `.keras` file without its optimizer: an uncompiled copy (`twin`,
+    made once and returned for reuse) holding its current weights. Resuming needs the
+    optimizer state, and the backup keeps it; a deliverable does not, and with Adam's two
+    moments it would be three times the size."""
+    if twin is None:
+        twin = type(model)(model.effnet_config, model.build_options, name=model.name)
+    twin.set_weights(model.get_weights())
+    save_model(twin, path)
+    return twin
 
 
 def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
@@ -215,10 +218,14 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
           batch_size: int = 64, recipe: Recipe | str = "short", strategy: str = "auto",
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
           seed: int = 0, verbose: str | int = "auto",
-          num_classes: int | None = None) -> dict[str, Any]:
+          num_classes: int | None = None, weights: str | os.PathLike | None = None,
+          skip_head: bool = False) -> dict[str, Any]:
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
     The class count comes from the data; `num_classes`, when given, must agree with it.
+    `weights` (any file `build` loads: keras.applications, `.pth`, `.safetensors`) starts
+    from pretrained weights: fine-tuning; `skip_head=True` gives the data's label set a fresh
+    classifier. The recipe's zero-init then touches that fresh classifier only.
 
     `batch_size` is the global batch, split evenly across replicas. Re-running the same call
     after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`).
@@ -232,6 +239,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
     resolution = resolution or config.resolution
+    if weights is not None and not os.path.isfile(weights):
+        raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
     dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
     policy = precision_policy(mixed_precision)
     replicas = dist.num_replicas_in_sync
@@ -259,10 +268,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             net = build(config, num_classes=dataset.num_classes,
                         input_shape=(resolution, resolution, 3),
                         dropout_rate=recipe.dropout_rate, drop_path_rate=recipe.drop_path_rate,
-                        bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1)
+                        bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1,
+                        weights=weights, skip_head=skip_head)
             config = net.effnet_config
-            if recipe.zero_init:
-                zero_init(net, config)
+            if recipe.zero_init and (weights is None or skip_head):
+                zero_init(net, config, blocks=weights is None)
             metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
             if dataset.num_classes > 5:
                 metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
@@ -270,6 +280,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
                         loss=keras.losses.CategoricalCrossentropy(
                             label_smoothing=recipe.label_smoothing),
                         metrics=metrics)
+            # Keras builds the optimizer in the first traced step when no strategy is set,
+            # and a step that creates variables is traced twice: build it here, traced once.
+            net.optimizer.build(net.trainable_variables)
         # One folder per worker, side by side (a worker's folder nested in the chief's raced
         # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
@@ -277,7 +290,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         _claim_backup(backup, {
             "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
             "data": str(dataset.spec), "epochs": epochs, "global_batch_size": batch_size,
-            "resolution": resolution, "mixed_precision": policy, "seed": seed})
+            "resolution": resolution, "mixed_precision": policy, "seed": seed,
+            # fine-tuning: the starting weights (absent before training from scratch)
+            "weights": None if weights is None else [os.path.abspath(weights), skip_head]})
         history = os.path.join(write_dir, "history.csv")
         # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
         # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
@@ -293,7 +308,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         fit_seconds = time.time() - started
         # fit() has copied the EMA weights into the model when the recipe uses EMA.
         scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
-        save_model(net, os.path.join(write_dir, "model.keras"))
+        save_weights_only(net, os.path.join(write_dir, "model.keras"))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     summary = {
@@ -301,6 +316,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "data": dataset.describe(), "epochs": epochs, "global_batch_size": batch_size,
         "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})", "mixed_precision": policy,
         "seed": seed, "validation": {k: float(v) for k, v in scores.items()},
+        "initial_weights": None if weights is None else os.path.abspath(weights),
         "fit_seconds_this_run": round(fit_seconds, 2),
         "history": read_history(history),
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",

@@ -15,7 +15,11 @@ documented mapping from our layer names to theirs:
   ResNet50 BGR pixels; our model takes RGB, so the stem kernel's input channels are reversed
   on loading: the same function of the same RGB image.
 
-Three file kinds are read:
+PyTorch EfficientNet checkpoints (`.pth`, `.safetensors`: timm, efficientnet_pytorch,
+efficientnet_lite_pytorch) are read without torch by `keras_effnet.torch_weights`; every
+tensor must find its layer (the leftovers are reported).
+
+Three Keras file kinds are read:
 - legacy HDF5 (`.h5`, `.hdf5`): keras.applications' released files and `save_weights` of
   Keras 2 / `model.save("x.h5")`; weights are stored under layer names.
 - Keras 3 `.weights.h5`: weights are stored by position (`layers/conv2d_3/vars/0`: the 4th
@@ -34,6 +38,8 @@ import zipfile
 from typing import Any
 
 import numpy as np
+
+from keras_effnet.torch_weights import is_torch_file, read_torch_weights
 
 HEAD = "predictions"
 # Layer names that only one keras.applications family's files hold.
@@ -116,7 +122,10 @@ def load_weights(model: Any, path: str | os.PathLike, *, skip_head: bool = False
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path!r}")
     mapping = foreign_names(model)
-    stored = read_weights(path, model, mapping)
+    if is_torch_file(path):
+        stored, leftovers = read_torch_weights(path, model)
+    else:
+        stored, leftovers = read_weights(path, model, mapping), []
     missing, mismatched, assign = [], [], []
     for layer in model.layers:
         if not layer.weights or (skip_head and layer.name == HEAD):
@@ -148,12 +157,14 @@ def load_weights(model: Any, path: str | os.PathLike, *, skip_head: bool = False
             f"({'absent from the file' if HEAD in missing else _first(mismatched, HEAD)}). "
             "For a different label set pass skip_head=True (the classifier is left freshly "
             "initialised); for a file without the top build with include_top=False")
-    if missing or mismatched:
+    if missing or mismatched or leftovers:
         raise ValueError(
             f"{path!r} holds a different architecture than {model.name!r}: "
             f"{len(missing)} layer(s) absent from the file (e.g. {missing[:3]}), "
-            f"{len(mismatched)} with other shapes (e.g. {mismatched[:2]}). "
-            "Build the variant the file was saved from (same width, depth and base)")
+            f"{len(mismatched)} with other shapes (e.g. {mismatched[:2]})"
+            + (f", {len(leftovers)} tensor(s) no layer takes (e.g. {leftovers[:3]})"
+               if leftovers else "")
+            + ". Build the variant the file was saved from (same width, depth and base)")
     for layer, arrays in assign:
         layer.set_weights(arrays)
 

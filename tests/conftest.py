@@ -31,11 +31,11 @@ _TRAINED = {}
 _QUICKSTART = {}
 
 
-def effnet(*args, cwd=None, timeout=300):
-    """The `effnet` console script, run as a user runs it (a subprocess)."""
+def effnet(*args, cwd=None, timeout=300, umask=-1):
+    """The `effnet` console script, run as a user runs it (a subprocess; `umask`: its umask)."""
     exe = shutil.which("effnet") or os.path.join(os.path.dirname(sys.executable), "effnet")
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, umask=umask)
 
 
 def trained_variant(variant, *marks):

@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import onnx
 import pytest
@@ -89,6 +90,103 @@ def test_verification_reports_the_outputs_sqnr():
     signal, noise = np.sum(reference ** 2), np.sum((noisy - reference) ** 2)
     assert compare(reference, noisy)["sqnr_db"] == pytest.approx(10 * np.log10(signal / noise))
     assert compare(reference, reference)["sqnr_db"] is None  # identical outputs
+    cosine = np.mean(np.sum(reference * noisy, 1) / np.linalg.norm(reference, axis=1)
+                     / np.linalg.norm(noisy, axis=1))
+    assert compare(reference, noisy)["cosine_similarity"] == pytest.approx(cosine)
+
+
+def test_near_ties_are_counted_and_decisive_images_gated():
+    from keras_effnet.export.verify import THRESHOLDS, compare, failures
+
+    # margins 0.85, 0.01, 0.004 (a near-tie that flips), 0.7
+    reference = np.array([[0.9, 0.05, 0.05], [0.34, 0.33, 0.33], [0.497, 0.501, 0.002],
+                          [0.1, 0.8, 0.1]])
+    flipped = reference[:, [0, 2, 1]]  # classes 1 and 2 swapped: images 2 and 3 change
+    report = compare(reference, flipped, near_tie_margin=0.05)
+    assert report["margins"] == pytest.approx([0.85, 0.01, 0.004, 0.7])
+    assert report["near_ties"] == 2 and report["decisive_images"] == 2
+    assert report["top1_agreement"] == 0.5 and report["disagreeing_images"] == [2, 3]
+    assert report["decisive_agreement"] == 0.5  # image 3 (margin 0.7) flipped, image 0 did not
+    limits = {**THRESHOLDS["int8"], "near_tie_margin": 0.05}
+    assert any("min_decisive_agreement" in f for f in failures(report, limits))
+    # the same artifact, only the near-tie flipping: passes, though top-1 agreement is 0.75
+    ties_only = reference.copy()
+    ties_only[2] = [0.501, 0.497, 0.002]
+    report = compare(reference, ties_only, near_tie_margin=0.05)
+    assert report["top1_agreement"] == 0.75 and report["decisive_agreement"] == 1.0
+    assert failures(report, limits) == []
+    broken = reference.copy()
+    broken[0, 0] = np.nan  # a NaN passes every comparison: caught on its own
+    assert failures(compare(reference, broken), limits)[0] == "1 outputs are NaN or infinite"
+    # logits (negative values) become probabilities before the margin: softmax([2, 0]) margin
+    logits = np.array([[2.0, 0.0], [0.0, -0.01]])
+    assert compare(logits, logits)["margins"] == pytest.approx(
+        [np.tanh(1.0), np.tanh(0.005)], abs=1e-6)
+
+
+def test_collapsed_outputs_are_not_judged_on_sqnr():
+    """An untrained model's outputs are near-constant: every image a near-tie. Its SQNR then
+    measures the output quantizer against 1/classes (0 dB for 1000 classes in int8 however
+    right the artifact), so it is reported and not gated; with decisive images it is."""
+    from keras_effnet.export.verify import THRESHOLDS, compare, failures
+
+    rng = np.random.default_rng(0)
+    collapsed = np.full((8, 1000), 1e-3) + rng.uniform(-1e-5, 1e-5, (8, 1000))
+    int8_like = np.round(collapsed * 256) / 256  # int8 softmax steps: all round to 0
+    report = compare(collapsed, int8_like)
+    assert report["decisive_images"] == 0 and report["decisive_agreement"] is None
+    assert report["sqnr_db"] < 1 and failures(report, THRESHOLDS["int8"]) == []
+    decisive = np.eye(8, 1000) * 0.5 + 0.5 / 1000
+    noisy = decisive + rng.normal(0, 0.02, decisive.shape)
+    report = compare(decisive, noisy)
+    assert report["decisive_images"] == 8 and report["sqnr_db"] < THRESHOLDS["int8"]["min_sqnr_db"]
+    assert [f for f in failures(report, THRESHOLDS["int8"]) if "min_sqnr_db" in f]
+
+
+@pytest.mark.large
+def test_an_untrained_b0_passes_int8_verification_on_margins(tmp_path, pixels):
+    """The latency case: an untrained 1000-class b0. Its outputs are constant (every class
+    ~1e-3, below int8's output step of 1/256), so every image is a near-tie, the int8 file's
+    top-1 agreement is chance, SQNR 0 dB whatever the file: verification passes it, counting
+    the near-ties; a plain top-1 gate would not."""
+    from keras_effnet.export.verify import failures
+
+    keras.utils.set_random_seed(0)
+    model = keras_effnet.build("b0", input_shape=(64, 64, 3))
+    images = pixels(32, 64)
+    report = to_tflite(model, tmp_path / "b0.tflite", "int8", representative_data=images,
+                       verify_data=images)
+    assert report["passed"] and (tmp_path / "b0.tflite").exists()
+    assert report["near_ties"] == 32 and report["decisive_agreement"] is None
+    assert max(report["margins"]) < 0.01
+    assert failures(report, {**report["thresholds"], "min_agreement": 0.9}), report  # old gate
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"min_agreement": 1.5}, r"min_agreement=1.5; accepted: a number in \[0, 1\], or None "
+                             r"\(not gated\)"),
+    ({"min_sqnr_db": -3.0}, r"min_sqnr_db=-3.0; accepted: a number >= 0, or None \(not gated\)"),
+    ({"near_tie_margin": float("nan")}, r"near_tie_margin=nan"),
+    ({"max_abs_diff": True}, r"max_abs_diff=True"),
+    ({"min_agreemnt": 0.9}, r"unknown threshold 'min_agreemnt'; accepted: max_abs_diff, "),
+])
+def test_bad_thresholds_fail_before_converting(overrides, match, small_models, tmp_path):
+    from keras_effnet.export import thresholds_for
+
+    with pytest.raises(ValueError, match=match):
+        thresholds_for("int8", overrides)
+    with pytest.raises(ValueError, match=match):  # before the (slow) conversion
+        to_tflite(small_models["lite0"], tmp_path / "m.tflite", thresholds=overrides)
+    assert not list(tmp_path.iterdir())
+
+
+def test_thresholds_take_none_and_inf():
+    from keras_effnet.export import THRESHOLDS, thresholds_for
+
+    given = {"max_abs_diff": float("inf"), "min_sqnr_db": None, "min_agreement": 1}
+    assert thresholds_for("float16", given) == {**THRESHOLDS["float16"], **given}
+    with pytest.raises(ValueError, match=r"quantize='int4'; accepted: none, float16, dynamic"):
+        thresholds_for("int4")
 
 
 def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixels):
@@ -115,11 +213,16 @@ def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixe
 def test_cli_export_prints_the_verification_table(small_models, tmp_path):
     keras_effnet.save_model(small_models["lite0"], tmp_path / "m.keras")
     result = effnet("export", f"--model={tmp_path / 'm.keras'}", "--format=onnx",
-                    "--data=synthetic?train=16&validation=16", timeout=600)
+                    "--verify_data=synthetic?train=16&validation=16", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert ("[effnet export] verification data: synthetic?train=16&validation=16, validation "
+            "split (--verify_data)") in result.stdout
     assert "[effnet export] converting to onnx" in result.stdout and "m.onnx" in result.stdout
     assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.onnx.json").exists()
+    report = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert report["verify_data"] == "synthetic?train=16&validation=16 (validation split)"
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    result = effnet("export", f"--model={tmp_path / 'bad.keras'}", timeout=600)
+    result = effnet("export", f"--model={tmp_path / 'bad.keras'}", "--verify_data=synthetic",
+                    timeout=600)
     assert result.returncode == 2 and "is not a .keras model archive" in result.stderr
     assert not (tmp_path / "bad_none.tflite").exists()

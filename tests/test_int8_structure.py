@@ -164,13 +164,15 @@ def test_one_trace_gives_the_artifacts_of_separate_exports(tiny, files, tmp_path
 def test_every_block_kind_exports_and_verifies(tiny, files, tmp_path):
     model, images = tiny
     fp32 = to_tflite(model, tmp_path / "fp32.tflite", verify_data=images)
-    # One step from random the classes are near-tied and the top-1 agreement means little
-    # (0.05-0.95 run to run): the int8 file is held to the outputs' SQNR instead (37-38 dB
-    # measured; a wrong scale or a float island falls far below).
+    # One step from random every image is a near-tie (float top-1/top-2 margins ≤ 0.01):
+    # verification counts them and gates nothing on them. Its outputs barely depend on the
+    # input, so even a wrongly calibrated file keeps their SQNR (41 dB measured for both,
+    # BUILD_NOTES.md); a broken file is caught on a trained model (test_quantization.py).
     int8 = to_tflite(model, tmp_path / "int8.tflite", "int8", representative_data=images,
-                     calibration_steps=32, verify_data=images, thresholds={"min_agreement": 0.0})
+                     calibration_steps=32, verify_data=images)
     assert fp32["max_abs_diff"] <= 1e-4 and fp32["top1_agreement"] == 1.0
-    assert int8["sqnr_db"] >= 25, int8
+    assert int8["near_ties"] == len(images) and int8["decisive_agreement"] is None, int8
+    assert int8["sqnr_db"] >= 25, int8  # the output steps of int8 (1/256) at 0.1 per class
     assert (tmp_path / "int8.tflite").read_bytes() == files["ptq"]
     names = collections.Counter(name for name, _, _ in ops_of(files["ptq"]))
     assert {"MAX_POOL_2D", "PAD", "DEPTHWISE_CONV_2D", "MUL", "LOGISTIC"} <= set(names), names

@@ -106,6 +106,34 @@ def test_keras_round_trip_safe_mode(tmp_path, pixels):
     assert not any(type(l).__name__ == "Lambda" for l in loaded.layers)
 
 
+@pytest.mark.parametrize("order", ["import keras_effnet, keras", pytest.param(
+    "import keras, keras_effnet", marks=pytest.mark.large)])
+def test_keras_load_model_after_import_keras_effnet(tmp_path, order):
+    """A fresh process runs `import keras_effnet` (before or after keras) and then plain
+    `keras.saving.load_model`: the model class, our optimizer and its schedule are found."""
+    import subprocess
+    import sys
+
+    from keras_effnet.optim import make_optimizer
+    from keras_effnet.recipe import Recipe
+
+    path = tmp_path / "compiled.keras"
+    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model.compile(optimizer=make_optimizer(Recipe.named("paper"), 64, 10, 2, model),
+                  loss="categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.save(path)
+    code = (f"{order}\nm = keras.saving.load_model({str(path)!r})\n"
+            "print(type(m).__name__, type(m.optimizer).__module__, "
+            "type(m.optimizer.learning_rate).__name__ if hasattr(m.optimizer, 'learning_rate') "
+            "else '', m.effnet_config.name)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:2] == ["EfficientNet", "keras_effnet.optim"], done.stdout
+    assert done.stdout.split()[-1] == "efficientnet-lite0"
+
+
 def test_backbone_round_trip(tmp_path, pixels):
     model = keras_effnet.build("lite0", features_only=True)
     model.save(tmp_path / "bb.keras")

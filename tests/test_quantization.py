@@ -18,13 +18,16 @@ import pytest
 import keras_effnet
 from conftest import SHORT_DATA, TRAINED_VARIANTS
 from keras_effnet.data import examples
-from keras_effnet.export import (fine_tune, is_quantization_aware, quantization_aware, to_tflite,
-                                 verify)
+from keras_effnet.export import (VerificationError, fine_tune, is_quantization_aware,
+                                 quantization_aware, thresholds_for, to_tflite, verify)
 from keras_effnet.export.runtime import TFLiteRunner
 from keras_effnet.export.tflite import convert
+from keras_effnet.export.verify import failures
 
 HELD_OUT = "synthetic?train=1&validation=2000&seed=1"
-RECORD = {"min_agreement": 0.0, "max_accuracy_drop": None}  # measure, assert in the test
+# measure, assert in the test
+RECORD = {"min_agreement": None, "min_decisive_agreement": None, "min_sqnr_db": None,
+          "max_accuracy_drop": None}
 
 
 @functools.cache
@@ -66,7 +69,8 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
                            verify_data=(images, labels), verify_count=len(images),
                            thresholds=RECORD)
     assert report["images"] == len(images) == 2000
-    for name in ("top1_agreement", "keras_accuracy", "artifact_accuracy", "accuracy_drop"):
+    for name in ("top1_agreement", "keras_accuracy", "artifact_accuracy", "accuracy_drop",
+                 "sqnr_db", "cosine_similarity", "near_ties", "decisive_agreement"):
         record_property(f"{variant}_ptq_{name}", report[name])
     # b0 with a 10-class head: 0.306× (per-channel scales and int32 biases of its 32 SE convs
     # weigh more in a small model; 0.289× at 224 px with 1000 classes, benchmarks/latency.py)
@@ -78,8 +82,31 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
         # 12-epoch model is unsure of many images (accuracy ≈ 0.5), where ties flip: ≥ 0.9.
         assert report["top1_agreement"] >= 0.9, report
         assert report["accuracy_drop"] <= 0.02, report
+        # the default int8 gates pass it (decisive agreement, SQNR, accuracy drop)
+        assert failures(report, thresholds_for("int8")) == [], report
     else:  # swish + SE: the drop is recorded (BUILD_NOTES.md); QAT below is the remedy
         assert report["artifact_accuracy"] >= 0.2, report  # still far above chance (0.1)
+
+
+@pytest.mark.xdist_group("trained-lite0")
+def test_a_wrongly_calibrated_int8_file_fails_verification(trained, tmp_path):
+    """Calibrated on images scaled by 0.01 (input and activation ranges 100× too narrow: real
+    pixels saturate), the main job's lite0 gives an int8 file that the default int8 gates
+    refuse, on images without labels (so the accuracy drop cannot be what catches it). The
+    file the main job calibrated right passes the same gates on the same images."""
+    out = trained("lite0")[1]
+    model = _trained_model(trained, "lite0")
+    images = examples(SHORT_DATA, model.input_shape[1], 64)[0]  # the validation split
+    right = verify(str(out / "model_int8.tflite"), model, images, kind="int8")
+    assert right["passed"] and right["decisive_images"] >= 16, right
+    wrong = examples(SHORT_DATA, model.input_shape[1], 32, split="train")[0] * 0.01
+    with pytest.raises(VerificationError, match="min_decisive_agreement.*min_sqnr_db") as caught:
+        to_tflite(model, tmp_path / "wrong.tflite", "int8", representative_data=wrong,
+                  verify_data=images)
+    failed = caught.value.report
+    assert failed["decisive_images"] == right["decisive_images"]  # the same float margins
+    assert failed["sqnr_db"] < right["sqnr_db"] - 10, (failed, right)
+    assert [p.name for p in tmp_path.iterdir()] == ["wrong.tflite.failed.json"]
 
 
 @pytest.mark.xdist_group("trained-lite0")

@@ -38,6 +38,11 @@ def test_grid_points_satisfy_the_constraint_by_measured_macs():
     assert len(small) == 5
     assert all(abs(macs_multiplier(TINY, (p.alpha, p.beta, p.gamma), 32) / 2 - 1) <= 0.15
                for p in small)
+    # one point per network: at 32 px (1.25, 1.15, 1.05), (1.25, 1.15, 1.1) and
+    # (1.3, 1.15, 1.1) all round to the same repeats, channels and resolution
+    lite = [p.config("lite", 32) for p in grid("lite", resolution=32)]
+    networks = {(c.resolution, c.stages) for c in lite}
+    assert len(networks) == len(lite)
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -88,6 +88,7 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
         assert report["artifact_accuracy"] >= 0.2, report  # still far above chance (0.1)
 
 
+@pytest.mark.large  # 14 s on the lite0 worker; `compare`'s gates are unit-tested by default
 @pytest.mark.xdist_group("trained-lite0")
 def test_a_wrongly_calibrated_int8_file_fails_verification(trained, tmp_path):
     """Calibrated on images scaled by 0.01 (input and activation ranges 100× too narrow: real
@@ -133,6 +134,9 @@ def test_uint8_model_takes_raw_pixels(trained, tmp_path):
     assert np.mean(np.array(top1) == float_top1) >= 0.9
 
 
+# Large tier (lite0: 106 s; b0 more): the default tier runs QAT end to end on
+# test_int8_structure's tiny SE + swish model (its file's ops = the PTQ file's)
+@pytest.mark.large
 @pytest.mark.parametrize("variant", TRAINED_VARIANTS)
 def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_property):
     model = _trained_model(trained, variant)

@@ -212,6 +212,8 @@ def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixe
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
+# large: 22-25 s; test_cli's export of a trained run covers the CLI path by default
+@pytest.mark.large
 def test_cli_export_prints_the_verification_table(small_models, tmp_path):
     keras_effnet.save_model(small_models["lite0"], tmp_path / "m.keras")
     result = effnet("export", f"--model={tmp_path / 'm.keras'}", "--format=onnx",

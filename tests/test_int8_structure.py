@@ -135,6 +135,8 @@ def test_qat_quantize_configs_and_range_start(tiny, files):
     assert ranges["output_max"] == pytest.approx(max(0.0, rescaled.max()), abs=0.1 * span)
 
 
+# large: 33-44 s (separate exports again); the quickstart uses the one trace by default
+@pytest.mark.large
 def test_one_trace_gives_the_artifacts_of_separate_exports(tiny, files, tmp_path):
     model, images = tiny
     with traced(model) as graph:

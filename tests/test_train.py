@@ -76,6 +76,8 @@ TINY = ["--variant=lite0", "--resolution=32", "--batch_size=16",
         "--data=synthetic?train=64&validation=16"]
 
 
+# large: 51-70 s (two real worker processes); the mirrored step = single device stays default
+@pytest.mark.large
 def test_multi_worker_on_loopback(tmp_path):
     """Two workers on real files: each reads its own half of the folder."""
     images, labels = synthetic(80, 32, seed=4)

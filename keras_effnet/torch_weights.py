@@ -290,8 +290,9 @@ def read_torch_weights(path: str, model: Any) -> tuple[dict[str, list[np.ndarray
         tensors = {name[len(prefix) + 1:]: array for name, array in state.items()
                    if name.startswith(prefix + ".") and "." not in name[len(prefix) + 1:]}
         arrays = _convert(classes.get(ours, ""), tensors) if ours in classes else None
+        if arrays is not None:
+            stored[ours] = arrays
         if arrays is not None or ours == "predictions":  # a headless model leaves it unused
-            stored.update({ours: arrays} if arrays is not None else {})
             used.update(f"{prefix}.{part}" for part in tensors)
     leftovers = sorted(name for name in state if name not in used
                        and not name.endswith("num_batches_tracked"))

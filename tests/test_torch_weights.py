@@ -340,3 +340,12 @@ def test_fine_tune_starts_from_the_checkpoint(tmp_path):
     gamma = tuned.get_layer("block6d_project_bn").get_weights()[0]  # zero-init would be ~0
     assert np.corrcoef(gamma, source["_blocks.14._bn2.weight"])[0, 1] > 0.9
     assert tuned.output_shape[-1] == 10
+
+
+def test_fine_tune_from_a_missing_file_fails_first(tmp_path):
+    from keras_effnet.train import train
+
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        train("lite0", data="synthetic?train=64&validation=16", epochs=1,
+              out=str(tmp_path / "run"), weights=str(tmp_path / "absent.pth"))
+    assert not (tmp_path / "run").exists()  # nothing written before the check

@@ -32,6 +32,7 @@ flags.DEFINE_string("results", "benchmarks/results", "where the tables go")
 def _float_model(variant):
     """Train, or reuse a model trained by an earlier run on the same data and resolution."""
     import keras_effnet
+    from keras_effnet.data import parse_spec
     from keras_effnet.train import train
 
     out = os.path.join(FLAGS.workdir, variant)
@@ -39,7 +40,7 @@ def _float_model(variant):
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
-        if (summary["data"]["spec"] == FLAGS.data and summary["epochs"] == FLAGS.epochs
+        if (summary["data"]["spec"] == str(parse_spec(FLAGS.data).absolute()) and summary["epochs"] == FLAGS.epochs
                 and summary["data"]["resolution"] == FLAGS.resolution):
             print(f"[quantization] {variant}: reusing {out}/model.keras", flush=True)
             return keras_effnet.load_model(os.path.join(out, "model.keras"), compile=False), 0.0

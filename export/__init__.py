@@ -21,7 +21,8 @@ import numpy as np
 from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
 from keras_effnet.export.qat import fine_tune, quantization_aware
-from keras_effnet.export.tflite import IO_DTYPES, QUANTIZE_MODES, calibration_images, convert
+from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
+                                        converted)
 from keras_effnet.export.verify import (THRESHOLDS, VerificationError, compare,
                                         thresholds_for, verify)
 
@@ -102,7 +103,8 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
               representative_data: Any = None, calibration_steps: int = 100,
               io_dtype: str = "float32", verify_data: Any = None, verify_count: int = 64,
               labels: list[str] | None = None, num_threads: int = 2,
-              thresholds: dict[str, float | None] | None = None) -> dict[str, Any]:
+              thresholds: dict[str, float | None] | None = None,
+              bias_correction: bool = True) -> dict[str, Any]:
     """Convert to TFLite (none | float16 | dynamic | int8), verify, write; return the report.
 
     `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
@@ -110,14 +112,17 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
     `verify_data`: images, (images, labels), or a data spec (its labels give accuracies);
     default: the representative data, else seeded random pixels.
     `thresholds`: overrides of the kind's `THRESHOLDS` (None turns a gate off).
+    `bias_correction` (int8): cancel the weight rounding's mean error first
+    (`export/bias_correction.py`); the report records what it shifted.
     """
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(f"TFLite path {path!r} must end in .tflite")
     check_writable_dir(path)
     limits = thresholds_for(quantize, thresholds)  # a bad threshold fails before converting
-    flatbuffer = convert(model, quantize, representative_data, calibration_steps, io_dtype)
-    extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype}
+    flatbuffer, done = converted(model, quantize, representative_data, calibration_steps,
+                                 io_dtype, bias_correction)
+    extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype, **done}
     if quantize == "int8":
         extra["calibration_data"] = describe_data(representative_data, "train")
     return _finish(flatbuffer, path, _reference(model), quantize,

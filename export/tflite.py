@@ -3,7 +3,9 @@
 The converter is `tf.lite.TFLiteConverter.from_saved_model` on a SavedModel exported from a
 float32 rebuild of the model (mixed-precision graphs do not convert; a concrete function of a
 Keras 3 model keeps its variables as resources, which the converter does not freeze). int8 is
-full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative images; its input/output can stay float32 or be uint8/int8 (a phone then feeds camera pixels).
+full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative images, with the
+weight-rounding bias corrected first (`bias_correction`); its input/output can stay float32 or
+be uint8/int8 (a phone then feeds camera pixels).
 A quantization-aware model (`keras_effnet.export.quantization_aware`, tf_keras) converts from
 the Keras model itself: its fake-quant ranges are kept, the representative images fill the rest.
 """
@@ -14,7 +16,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, using
+from keras_effnet.export.bias_correction import bias_corrected
+from keras_effnet.export.graph import (Traced, deployable, input_size, is_quantization_aware,
+                                       using)
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8", "int8")
@@ -55,8 +59,18 @@ def calibration_images(representative_data: Any, shape: tuple[int, int, int],
 
 
 def convert(model: Any, quantize: str = "none", representative_data: Any = None,
-            calibration_steps: int = 100, io_dtype: str = "float32") -> bytes:
+            calibration_steps: int = 100, io_dtype: str = "float32",
+            bias_correction: bool = True) -> bytes:
     """Return the TFLite flatbuffer for `model` (see module docstring)."""
+    return converted(model, quantize, representative_data, calibration_steps, io_dtype,
+                     bias_correction)[0]
+
+
+def converted(model: Any, quantize: str = "none", representative_data: Any = None,
+              calibration_steps: int = 100, io_dtype: str = "float32",
+              bias_correction: bool = True) -> tuple[bytes, dict[str, Any]]:
+    """`convert`'s flatbuffer and what it did beyond converting: for int8, the bias
+    correction's summary (`export/bias_correction.py`), {} otherwise."""
     import tensorflow as tf
 
     if quantize not in QUANTIZE_MODES:
@@ -74,10 +88,15 @@ def convert(model: Any, quantize: str = "none", representative_data: Any = None,
               if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        return _configure(converter, quantize, images, io_dtype).convert()
+        return _configure(converter, quantize, images, io_dtype).convert(), {}
+    info: dict[str, Any] = {}
+    if quantize == "int8":
+        info["bias_correction"] = None
+        if bias_correction:  # a corrected copy of the deployment graph, traced on its own
+            model, info["bias_correction"] = bias_corrected(deployable(reference), images)
     with using(model) as graph:
         converter = tf.lite.TFLiteConverter.from_saved_model(graph.saved_model)
-        return _configure(converter, quantize, images, io_dtype).convert()
+        return _configure(converter, quantize, images, io_dtype).convert(), info
 
 
 def _configure(converter: Any, quantize: str, images: np.ndarray | None, io_dtype: str) -> Any:

@@ -64,6 +64,9 @@ flags.DEFINE_enum("format", "tflite", ["tflite", "onnx", "saved_model"], "export
 flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "TFLite mode")
 flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8", "int8"], "int8 TFLite input/output")
 flags.DEFINE_string("calibration", None, "data spec whose train split calibrates int8")
+flags.DEFINE_bool("bias_correction", True, "int8: shift each layer's bias to cancel the mean "
+                  "error of its rounded weights on the calibration images (--nobias_correction: "
+                  "plain PTQ)")
 flags.DEFINE_string("verify_data", None, "data spec whose validation split the artifact is "
                     "verified on")
 flags.DEFINE_integer("opset", 17, "ONNX opset")
@@ -150,7 +153,7 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
              "resolution": "must equal the model's input size (default: the model's)"},
     "export": {
         "model": "the .keras model to export (required)", "format": None,
-        "quantize": None, "io_dtype": None, "opset": None,
+        "quantize": None, "io_dtype": None, "opset": None, "bias_correction": None,
         "calibration": "int8: data spec whose train split calibrates (default: the data of "
                        "the `effnet train` run that wrote --model, recorded in its "
                        "summary.json; else --data or --verify_data)",
@@ -543,6 +546,15 @@ def cmd_export() -> None:
     int8 = FLAGS.format == "tflite" and FLAGS.quantize == "int8"
     if FLAGS.qat_epochs and not int8:
         raise app.UsageError("--qat_epochs needs --format=tflite --quantize=int8")
+    # flags of one format or mode given to another would be silently ignored: refuse them
+    stray = [name for name, applies in (
+        ("quantize", FLAGS.format == "tflite"), ("io_dtype", int8),
+        ("bias_correction", int8), ("opset", FLAGS.format == "onnx"))
+        if FLAGS[name].present and not applies]
+    if stray:
+        raise app.UsageError(f"--{stray[0]} does not apply to --format={FLAGS.format}"
+                             + (f" --quantize={FLAGS.quantize}" if FLAGS.format == "tflite"
+                                else ""))
     needed = (["calibration"] if int8 else []) + (["data"] if FLAGS.qat_epochs else []) + (
         [] if FLAGS.format == "saved_model" else ["verify_data"])
     data = export_data(FLAGS.model, needed)  # before any slow work: a missing flag fails now
@@ -575,7 +587,7 @@ def cmd_export() -> None:
         if FLAGS.format == "tflite":
             report = export.to_tflite(model, out, FLAGS.quantize, representative_data=calibration,
                                       io_dtype=FLAGS.io_dtype, verify_data=data["verify_data"][0],
-                                      thresholds=thresholds)
+                                      thresholds=thresholds, bias_correction=FLAGS.bias_correction)
         else:
             report = export.to_onnx(model, out, FLAGS.opset, verify_data=data["verify_data"][0],
                                     thresholds=thresholds)

@@ -162,6 +162,13 @@ class DataSpec:
         text = self.kind + (f":{self.location}" if self.location else "")
         return text + (f"?{urllib.parse.urlencode(self.options)}" if self.options else "")
 
+    def absolute(self) -> "DataSpec":
+        """The same spec with a local path made absolute (URLs such as gs:// as they are):
+        what a run records, so that its data is found from any working directory."""
+        if not self.location or "://" in self.location:
+            return self
+        return DataSpec(self.kind, os.path.abspath(self.location), self.options)
+
 
 _OPTIONS = {"synthetic": {"train", "validation", "seed", "classes"},
             "folder": set(), "tfrecord": {"label_offset", "classes"}}
@@ -220,7 +227,7 @@ class Data:
     shard: tuple[int, int] | None = None  # (count, index) of a multi-worker input pipeline
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": str(self.spec), "num_classes": self.num_classes,
+        return {"spec": str(self.spec.absolute()), "num_classes": self.num_classes,
                 "class_names": self.class_names, "train_size": self.train_size,
                 "validation_size": self.validation_size, "resolution": self.resolution,
                 "skipped_files": self.skipped, "shard": self.shard}

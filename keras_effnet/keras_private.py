@@ -27,7 +27,15 @@ PRIVATE_NAMES = (
     (keras.callbacks.BackupAndRestore, "_training_metadata_path"),
     (keras.callbacks.BackupAndRestore, "_current_epoch"),
     (keras.callbacks.BackupAndRestore, "_last_batch_seen"),
+    (keras.Operation, "_outbound_nodes"),  # read by `consumers`
 )
+
+
+def consumers(layer: Any, model: Any) -> list[Any]:
+    """The layers of `model` that take `layer`'s output (its outbound nodes; Keras has no
+    public graph-walking API for this)."""
+    members = {id(other) for other in model.layers}
+    return [node.operation for node in layer._outbound_nodes if id(node.operation) in members]
 
 
 class DistributedTraining:

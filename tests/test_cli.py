@@ -206,6 +206,19 @@ def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model):
     assert sorted(p.name for p in bare_model.parent.iterdir()) == ["m.keras"]
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--format=onnx", "--quantize=int8"], "--quantize does not apply to --format=onnx"),
+    (["--io_dtype=uint8"], "--io_dtype does not apply to --format=tflite --quantize=none"),
+    (["--quantize=dynamic", "--nobias_correction"],
+     "--bias_correction does not apply to --format=tflite --quantize=dynamic"),
+    (["--opset=13"], "--opset does not apply to --format=tflite --quantize=none"),
+])
+def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model):
+    result = effnet("export", f"--model={bare_model}", "--verify_data=synthetic", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == f"effnet export: error: {message}"
+
+
 @pytest.mark.parametrize("flag,message", [
     ("--min_agreement=1.5", "--min_agreement=1.5; accepted: a number in [0, 1], or None"),
     ("--min_sqnr_db=-3", "--min_sqnr_db=-3.0; accepted: a number >= 0, or None"),

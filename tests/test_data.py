@@ -35,6 +35,19 @@ def _write_folder(root, fmt="png", per_class=6, classes=3, resolution=40):
     return images, labels
 
 
+def test_a_relative_folder_spec_is_recorded_absolute(tmp_path, monkeypatch):
+    """What a run records (`Data.describe`, summary.json) finds the same images from another
+    working directory; a URL stays as it is."""
+    _write_folder(tmp_path / "photos", "png")
+    monkeypatch.chdir(tmp_path)
+    recorded = load("folder:photos", resolution=32, batch_size=4).describe()["spec"]
+    assert recorded == f"folder:{tmp_path / 'photos'}"
+    monkeypatch.chdir(tmp_path / "photos")
+    assert load(recorded, resolution=32, batch_size=4).train_size > 0
+    assert str(parse_spec("tfrecord:gs://bucket/train-*?label_offset=1").absolute()) == (
+        "tfrecord:gs://bucket/train-*?label_offset=1")
+
+
 def test_folder_with_png_jpeg_and_a_corrupt_file(tmp_path):
     _write_folder(tmp_path, "png")
     images, labels = synthetic(6, 40, num_classes=3, seed=2)

@@ -104,10 +104,13 @@ def test_input_normalisation_broadcasts_over_rows(files):
             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
         ops = interpreter._get_ops_details()
-        first = next(op for op in ops if op["op_name"] == "MUL")
-        assert {shapes[i] for i in first["inputs"]} >= {(1, RES, RES * 3), (RES * 3,)}, key
-        assert [op["op_name"] for op in ops][:2] in (["RESHAPE", "MUL"],
-                                                     ["QUANTIZE", "RESHAPE"]), key
+        names = [op["op_name"] for op in ops]
+        start = names.index("RESHAPE")  # after the input QUANTIZE in int8 files
+        # (x + offset/scale) · scale: the sum first, so whole pixels stay exact in int8
+        assert names[:start] in ([], ["QUANTIZE"]) and names[start:start + 4] == [
+            "RESHAPE", "ADD", "MUL", "RESHAPE"], (key, names[:6])
+        for op in ops[start + 1:start + 3]:
+            assert {shapes[i] for i in op["inputs"]} >= {(1, RES, RES * 3), (RES * 3,)}, key
 
 
 def test_qat_file_has_the_ptq_file_ops(files):
@@ -193,3 +196,59 @@ def test_each_family_quantizes_without_float_ops(base, multipliers):
     assert float_ops(ptq) == [] and float_ops(qat_file) == []
     assert (collections.Counter(n for n, _, _ in ops_of(ptq)) ==
             collections.Counter(n for n, _, _ in ops_of(qat_file)))
+
+
+def test_bias_correction_rounds_weights_as_the_converter_does(tiny, files):
+    """The rounding error the correction cancels is the converter's own: every correctable
+    layer's simulated int8 kernel (batch norm folded in) is one of the flatbuffer's int8
+    weight tensors, value for value."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from keras_effnet.export.bias_correction import correctable, folded_kernel, int8_weights
+    from keras_effnet.export.graph import deployable
+
+    interpreter = Interpreter(
+        model_content=files["ptq"],
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    stored = []
+    for detail in interpreter.get_tensor_details():
+        scales = detail["quantization_parameters"]["scales"]
+        if detail["dtype"] == np.int8 and len(scales) > 1:  # per-channel weights
+            axis = detail["quantization_parameters"]["quantized_dimension"]
+            shape = [1] * len(detail["shape"])
+            shape[axis] = len(scales)
+            stored.append(interpreter.get_tensor(detail["index"]) * scales.reshape(shape))
+    layers = correctable(deployable(tiny[0]))
+    kinds = collections.Counter(type(layer).__name__ + ("+BN" if norm else "")
+                                for layer, norm in layers)
+    assert {"Conv2D+BN", "DepthwiseConv2D+BN", "Conv2D", "Dense"} <= set(kinds), kinds
+    for layer, norm in layers:
+        simulated = int8_weights(folded_kernel(layer, norm))
+        if simulated.ndim == 4:  # HWIO -> OHWI
+            simulated = simulated.transpose(3, 0, 1, 2)
+        elif simulated.ndim == 3:  # depthwise (kh, kw, C) -> (1, kh, kw, C)
+            simulated = simulated[None]
+        else:  # Dense (in, out) -> (out, in)
+            simulated = simulated.T
+        step = np.abs(simulated).max() / 127
+        assert any(s.shape == simulated.shape and np.abs(s - simulated).max() <= 1e-3 * step
+                   for s in stored), layer.name
+
+
+def test_bias_correction_shifts_biases_only_on_a_copy(tiny):
+    """The corrected model is a copy: the caller's model keeps its weights; in the copy only
+    the batch norms' betas and the biases of layers without one move, and its float outputs
+    stay close to the model's."""
+    from keras_effnet.export.bias_correction import bias_corrected
+
+    model, images = tiny
+    before = [w.copy() for w in model.get_weights()]
+    twin, summary = bias_corrected(model, images)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert summary["layers"] >= 10 and summary["max_shift"] > 0, summary
+    moved = {w.path for w, a in zip(twin.weights, model.get_weights())
+             if not np.array_equal(np.asarray(w), a)}
+    assert {path.rsplit("/", 1)[-1] for path in moved} == {"beta", "bias"}, moved
+    np.testing.assert_allclose(twin.predict(images[:8], verbose=0),
+                               model.predict(images[:8], verbose=0), atol=0.05)

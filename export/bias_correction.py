@@ -1,5 +1,5 @@
 """Bias correction for full-integer PTQ (Nagel et al., 2019, "Data-Free Quantization Through
-Weight Equalization and Bias Correction", §4.2).
+Weight Equalization and Bias Correction").
 
 The int8 converter rounds each output channel's weights to 255 levels (per-channel symmetric,
 scale max|w|/127), after folding a following batch norm into them. The rounding error ε = W_q − W
@@ -12,7 +12,7 @@ weights ±17 beside weights below 1) carry shifts of up to 4 output steps (BUILD
 and Dense layer over the calibration images in the float model, simulates the converter's weight
 rounding, and subtracts ε·E[x] from the bias the converter will fold (the batch norm's beta, or
 the layer's own bias). The weights stay as they are, so the converter rounds them exactly as
-simulated. `tests/test_export_int8.py` checks the simulation against the converter's own int8
+simulated. `tests/test_int8_structure.py` checks the simulation against the converter's own int8
 weights. Layers that have no bias to shift (no batch norm after them, `use_bias=False`) are left
 as they are.
 """

@@ -252,3 +252,34 @@ def test_bias_correction_shifts_biases_only_on_a_copy(tiny):
     assert {path.rsplit("/", 1)[-1] for path in moved} == {"beta", "bias"}, moved
     np.testing.assert_allclose(twin.predict(images[:8], verbose=0),
                                model.predict(images[:8], verbose=0), atol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "no_preprocessing"])
+def test_bias_correction_of_other_models(kind, tmp_path):
+    """Any Keras model gets the correction through to a verified int8 file: a user's
+    Sequential (conv + BN, depthwise + BN, Dense) and an EfficientNet built without its input
+    normalisation (the subclass itself is cloned, not a rebuilt graph)."""
+    if kind == "sequential":
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([
+            keras.Input((RES, RES, 3)), keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, 3, strides=2, use_bias=False), keras.layers.BatchNormalization(),
+            keras.layers.ReLU(), keras.layers.DepthwiseConv2D(3, use_bias=False),
+            keras.layers.BatchNormalization(), keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+        expected = 3
+    else:
+        model = keras_effnet.build(keras_effnet.scale(phi=-4, base="lite"),
+                                   input_shape=(RES, RES, 3), num_classes=4,
+                                   include_preprocessing=False)
+        expected = sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                          keras.layers.Dense)) for layer in model.layers)
+    images = np.random.default_rng(0).uniform(0, 255 if kind == "sequential" else 1,
+                                              (16, RES, RES, 3)).astype("float32")
+    before = [w.copy() for w in model.get_weights()]
+    report = to_tflite(model, tmp_path / "m.tflite", "int8", representative_data=images,
+                       verify_data=images, thresholds={"min_decisive_agreement": None,
+                                                       "min_sqnr_db": None})
+    assert report["bias_correction"]["layers"] == expected, report["bias_correction"]
+    assert report["bias_correction"]["max_shift"] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

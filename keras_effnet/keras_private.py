@@ -2,7 +2,8 @@
 
 Each class is a mixin (or subclass) that overrides one private hook, applied where it is
 needed: `DistributedTraining` by `model.EfficientNet`, `ReferenceEMA` by the optimizers of
-`optim`, `AtomicBackup` by `train`. `PRIVATE_NAMES` lists every private name used here with
+`optim`, `AtomicBackup` by `train`; `consumers` (read by the export's int8 bias correction)
+reads a layer's outbound nodes. `PRIVATE_NAMES` lists every private name used here with
 its owner; `tests/test_layout.py` fails loudly when a Keras upgrade removes one, instead of
 the override silently never running.
 """

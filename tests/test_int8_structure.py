@@ -201,7 +201,9 @@ def test_each_family_quantizes_without_float_ops(base, multipliers):
 def test_bias_correction_rounds_weights_as_the_converter_does(tiny, files):
     """The rounding error the correction cancels is the converter's own: every correctable
     layer's simulated int8 kernel (batch norm folded in) is one of the flatbuffer's int8
-    weight tensors, value for value."""
+    weight tensors, value for value (at most 0.1 % of the weights one step off: float32
+    against float64 arithmetic at a half step). On the real ImageNet Lite0: 5 of 4.6 M live
+    weights one step off (BUILD_NOTES.md)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from keras_effnet.export.bias_correction import correctable, folded_kernel, int8_weights
@@ -223,17 +225,27 @@ def test_bias_correction_rounds_weights_as_the_converter_does(tiny, files):
     kinds = collections.Counter(type(layer).__name__ + ("+BN" if norm else "")
                                 for layer, norm in layers)
     assert {"Conv2D+BN", "DepthwiseConv2D+BN", "Conv2D", "Dense"} <= set(kinds), kinds
+    as_ours = {4: lambda w: w.transpose(1, 2, 3, 0),  # OHWI -> HWIO; (1, kh, kw, C) is below
+               2: lambda w: w.T}  # Dense (out, in) -> (in, out)
+    weights = mismatched = 0
     for layer, norm in layers:
-        simulated = int8_weights(folded_kernel(layer, norm))
-        if simulated.ndim == 4:  # HWIO -> OHWI
-            simulated = simulated.transpose(3, 0, 1, 2)
-        elif simulated.ndim == 3:  # depthwise (kh, kw, C) -> (1, kh, kw, C)
-            simulated = simulated[None]
-        else:  # Dense (in, out) -> (out, in)
-            simulated = simulated.T
-        step = np.abs(simulated).max() / 127
-        assert any(s.shape == simulated.shape and np.abs(s - simulated).max() <= 1e-3 * step
-                   for s in stored), layer.name
+        folded = folded_kernel(layer, norm)
+        step = np.abs(folded).max(axis=tuple(range(folded.ndim - 1))) / 127  # per channel
+        simulated = int8_weights(folded)
+        candidates = [(s[0] if folded.ndim == 3 else as_ours[s.ndim](s)) for s in stored
+                      if s.size == simulated.size and s.ndim == (4 if folded.ndim == 3
+                                                                 else folded.ndim)]
+        errors = [np.abs(c - simulated) / np.maximum(step, 1e-30) for c in candidates
+                  if c.shape == simulated.shape]
+        assert errors, layer.name
+        # channels whose weights are ~0 (dead) get a wider scale from the converter (their
+        # bias must fit int32): both round them to ~0, so they are left out
+        best = min(errors, key=lambda e: float(e.sum()))[..., step > 1e-5 * step.max()]
+        # the converter folds and divides in float32, this in float64: a weight within float32
+        # precision of a half step may round the other way, by exactly one step
+        assert best.max() <= 1.001, (layer.name, best.max())
+        weights, mismatched = weights + best.size, mismatched + int((best > 1e-3).sum())
+    assert mismatched <= 1e-3 * weights, (mismatched, weights)
 
 
 def test_bias_correction_shifts_biases_only_on_a_copy(tiny):

@@ -9,16 +9,15 @@ weights ±17 beside weights below 1) carry shifts of up to 4 output steps (BUILD
 "Real ImageNet Lite0 weights through int8 PTQ").
 
 `bias_corrected(model, images)` measures E[x], the mean input of every Conv2D, DepthwiseConv2D
-and Dense layer over the calibration images in the float model, simulates the converter's weight
-rounding, and subtracts ε·E[x] from the bias the converter will fold (the batch norm's beta, or
-the layer's own bias). The weights stay as they are, so the converter rounds them as
+and Dense layer over the calibration images in the float model, simulates the converter's
+weight rounding, and subtracts ε·E[x] from the bias the converter will fold (the batch norm's
+beta, or the layer's own bias). The weights stay as they are, so the converter rounds them as
 simulated; `tests/test_int8_structure.py` checks the simulation against the converter's own
-int8 weights: on the real ImageNet Lite0, 5 of its
-4.6 M live weights round one step apart (float32 against float64 at a half step). Dead
-channels (weights ~0) get a wider scale from the converter, which keeps their bias within
-int32 (measured: −2^30 in the stem's four); both round them to ~0, so their shift is ~0 either
-way. Layers that have no bias to shift (no batch norm after them, `use_bias=False`) are left
-as they are.
+int8 weights: on the real ImageNet Lite0, 5 of its 4.6 M live weights round one step apart
+(float32 against float64 at a half step). Dead channels (weights ~0) get a wider scale from the
+converter, which keeps their bias within int32 (measured: −2^30 in the stem's four); both round
+them to ~0, so their shift is ~0 either way. Layers that have no bias to shift (no batch norm
+after them, `use_bias=False`) are left as they are.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ simulated; `tests/test_int8_structure.py` checks the simulation against the conv
 int8 weights: on the real ImageNet Lite0, 5 of its 4.6 M live weights round one step apart
 (float32 against float64 at a half step). Dead channels (weights ~0) get a wider scale from the
 converter, which keeps their bias within int32 (measured: −2^30 in the stem's four); both round
-them to ~0, so their shift is ~0 either way. Layers that have no bias to shift (no batch norm
+them to ~0, so their shift is ~0 either way. Models nested in the model (a backbone inside a
+`Sequential`) are corrected on the inputs they receive there. Layers that have no bias to shift (no batch norm
 after them, `use_bias=False`) are left as they are.
 """
 
@@ -93,20 +94,42 @@ def bias_corrected(model: Any, images: np.ndarray, batch_size: int = 16) -> tupl
 
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
-    layers = correctable(twin)  # before the probe below adds consumers to the graph
-    if not layers:
-        return twin, {"layers": 0, "max_shift": 0.0}
+    count, largest = _correct(twin, np.asarray(images, "float32"), batch_size)
+    return twin, {"layers": count, "max_shift": round(largest, 6)}
+
+
+def _correct(model: Any, inputs: np.ndarray, batch_size: int) -> tuple[int, float]:
+    """Correct `model`'s layers in place on `inputs`, then those of each model nested in it
+    on the inputs it receives there; (layers corrected, largest shift)."""
+    import keras
+
+    from keras_effnet.keras_private import caller_input
+
+    layers = correctable(model)  # before the probe below adds consumers to the graph
+    nested = [(layer, caller_input(layer)) for layer in model.layers
+              if isinstance(layer, keras.Model)]
+    nested = [(sub, x) for sub, x in nested if x is not None]  # called once, on one tensor
+    fed = [x for _, x in nested if not any(x is given for given in model.inputs)]
 
     def spatial_mean(layer: Any) -> Any:
         x = layer.input
         return keras.ops.mean(x, axis=tuple(range(1, len(x.shape) - 1))) if len(x.shape) > 2 else x
 
-    probe = keras.Model(twin.inputs, [spatial_mean(layer) for layer, _ in layers])
-    means = probe.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0)
+    outputs = [spatial_mean(layer) for layer, _ in layers] + fed
+    values = []
+    if outputs:
+        values = keras.Model(model.inputs, outputs).predict(inputs, batch_size=batch_size,
+                                                            verbose=0)
+        values = values if isinstance(values, list) else [values]
     largest = 0.0
-    for (layer, norm), mean in zip(layers, means if isinstance(means, list) else [means]):
+    for (layer, norm), mean in zip(layers, values):
         shift = _shift(layer, folded_kernel(layer, norm), np.asarray(mean, "float64").mean(0))
         target = norm.beta if norm is not None else layer.bias
         target.assign((np.asarray(target, "float64") - shift).astype(target.dtype))
         largest = max(largest, float(np.abs(shift).max()))
-    return twin, {"layers": len(layers), "max_shift": round(largest, 6)}
+    count, fed_values = len(layers), iter(values[len(layers):])
+    for sub, x in nested:
+        sub_inputs = inputs if any(x is given for given in model.inputs) else next(fed_values)
+        sub_count, sub_largest = _correct(sub, sub_inputs, batch_size)
+        count, largest = count + sub_count, max(largest, sub_largest)
+    return count, largest

@@ -2,8 +2,8 @@
 
 Each class is a mixin (or subclass) that overrides one private hook, applied where it is
 needed: `DistributedTraining` by `model.EfficientNet`, `ReferenceEMA` by the optimizers of
-`optim`, `AtomicBackup` by `train`; `consumers` (read by the export's int8 bias correction)
-reads a layer's outbound nodes. `PRIVATE_NAMES` lists every private name used here with
+`optim`, `AtomicBackup` by `train`; `consumers` and `caller_input` (read by the export's int8 bias
+correction) read a layer's outbound and inbound nodes. `PRIVATE_NAMES` lists every private name used here with
 its owner; `tests/test_layout.py` fails loudly when a Keras upgrade removes one, instead of
 the override silently never running.
 """
@@ -29,6 +29,7 @@ PRIVATE_NAMES = (
     (keras.callbacks.BackupAndRestore, "_current_epoch"),
     (keras.callbacks.BackupAndRestore, "_last_batch_seen"),
     (keras.Operation, "_outbound_nodes"),  # read by `consumers`
+    (keras.Operation, "_inbound_nodes"),  # read by `caller_input`
 )
 
 
@@ -37,6 +38,15 @@ def consumers(layer: Any, model: Any) -> list[Any]:
     public graph-walking API for this)."""
     members = {id(other) for other in model.layers}
     return [node.operation for node in layer._outbound_nodes if id(node.operation) in members]
+
+
+def caller_input(layer: Any) -> Any:
+    """The one symbolic tensor `layer` is called on in the graph that holds it; None when it is
+    called more than once or on several tensors (its inbound nodes)."""
+    nodes = layer._inbound_nodes
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+        return None
+    return nodes[0].input_tensors[0]
 
 
 class DistributedTraining:
@@ -107,3 +117,4 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             self.model.save_weights(staged)
         write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
                    self._training_metadata_path)
+

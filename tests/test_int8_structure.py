@@ -266,11 +266,12 @@ def test_bias_correction_shifts_biases_only_on_a_copy(tiny):
                                model.predict(images[:8], verbose=0), atol=0.05)
 
 
-@pytest.mark.parametrize("kind", ["sequential", "no_preprocessing"])
+@pytest.mark.parametrize("kind", ["sequential", "no_preprocessing", "nested"])
 def test_bias_correction_of_other_models(kind, tmp_path):
     """Any Keras model gets the correction through to a verified int8 file: a user's
-    Sequential (conv + BN, depthwise + BN, Dense) and an EfficientNet built without its input
-    normalisation (the subclass itself is cloned, not a rebuilt graph)."""
+    Sequential (conv + BN, depthwise + BN, Dense), an EfficientNet built without its input
+    normalisation (the subclass itself is cloned, not a rebuilt graph), and that EfficientNet
+    nested in a Sequential behind a Rescaling (every layer of both corrected)."""
     if kind == "sequential":
         keras.utils.set_random_seed(1)
         model = keras.Sequential([
@@ -286,7 +287,11 @@ def test_bias_correction_of_other_models(kind, tmp_path):
                                    include_preprocessing=False)
         expected = sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                                           keras.layers.Dense)) for layer in model.layers)
-    images = np.random.default_rng(0).uniform(0, 255 if kind == "sequential" else 1,
+        if kind == "nested":
+            model = keras.Sequential([keras.Input((RES, RES, 3)), keras.layers.Rescaling(1 / 255),
+                                      model, keras.layers.Dense(3)])
+            expected += 1
+    images = np.random.default_rng(0).uniform(0, 1 if kind == "no_preprocessing" else 255,
                                               (16, RES, RES, 3)).astype("float32")
     before = [w.copy() for w in model.get_weights()]
     report = to_tflite(model, tmp_path / "m.tflite", "int8", representative_data=images,

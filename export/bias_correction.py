@@ -109,27 +109,25 @@ def _correct(model: Any, inputs: np.ndarray, batch_size: int) -> tuple[int, floa
     nested = [(layer, caller_input(layer)) for layer in model.layers
               if isinstance(layer, keras.Model)]
     nested = [(sub, x) for sub, x in nested if x is not None]  # called once, on one tensor
-    fed = [x for _, x in nested if not any(x is given for given in model.inputs)]
 
     def spatial_mean(layer: Any) -> Any:
         x = layer.input
         return keras.ops.mean(x, axis=tuple(range(1, len(x.shape) - 1))) if len(x.shape) > 2 else x
 
-    outputs = [spatial_mean(layer) for layer, _ in layers] + fed
-    values = []
-    if outputs:
-        values = keras.Model(model.inputs, outputs).predict(inputs, batch_size=batch_size,
-                                                            verbose=0)
-        values = values if isinstance(values, list) else [values]
+    # one pass: each layer's mean input, and each nested model's input itself
+    outputs = [spatial_mean(layer) for layer, _ in layers] + [x for _, x in nested]
+    if not outputs:
+        return 0, 0.0
+    values = keras.Model(model.inputs, outputs).predict(inputs, batch_size=batch_size, verbose=0)
+    values = values if isinstance(values, list) else [values]
     largest = 0.0
     for (layer, norm), mean in zip(layers, values):
         shift = _shift(layer, folded_kernel(layer, norm), np.asarray(mean, "float64").mean(0))
         target = norm.beta if norm is not None else layer.bias
         target.assign((np.asarray(target, "float64") - shift).astype(target.dtype))
         largest = max(largest, float(np.abs(shift).max()))
-    count, fed_values = len(layers), iter(values[len(layers):])
-    for sub, x in nested:
-        sub_inputs = inputs if any(x is given for given in model.inputs) else next(fed_values)
+    count = len(layers)
+    for (sub, _), sub_inputs in zip(nested, values[len(layers):]):
         sub_count, sub_largest = _correct(sub, sub_inputs, batch_size)
         count, largest = count + sub_count, max(largest, sub_largest)
     return count, largest

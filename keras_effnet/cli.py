@@ -97,20 +97,19 @@ flags.DEFINE_integer("threads", 2, "LiteRT threads for --latency_ms")
 flags.DEFINE_integer("qat_epochs", 0, "with --quantize=int8: first fine-tune this many epochs "
                      "quantization-aware (the remedy when PTQ loses accuracy)")
 # Verification thresholds (default: the artifact kind's, keras_effnet.export.THRESHOLDS)
-flags.DEFINE_float("min_agreement", None, "verification: least top-1 agreement with Keras over "
-                   "all images, near-ties included")
-flags.DEFINE_float("min_decisive_agreement", None, "verification: least top-1 agreement over "
-                   "the images whose float top-1/top-2 margin exceeds --near_tie_margin")
-flags.DEFINE_float("near_tie_margin", None, "verification: float top-1/top-2 probability "
-                   "margin at or below which an image is a near-tie (counted, not gated)")
-flags.DEFINE_float("min_sqnr_db", None, "verification: least signal-to-quantization-noise "
-                   "ratio of the outputs (dB)")
-flags.DEFINE_float("max_accuracy_drop", None, "verification: largest accuracy loss against "
-                   "Keras on labelled data")
-flags.DEFINE_float("max_abs_diff", None, "verification: largest |artifact - Keras| output "
-                   "difference (float artifacts; inf: not gated)")
-THRESHOLD_FLAGS = ("min_agreement", "min_decisive_agreement", "near_tie_margin", "min_sqnr_db",
-                   "max_accuracy_drop", "max_abs_diff")
+THRESHOLD_HELP = {
+    "min_agreement": "least top-1 agreement with Keras over all images, near-ties included",
+    "min_decisive_agreement": "least top-1 agreement over the images whose float top-1/top-2 "
+                              "margin exceeds --near_tie_margin",
+    "near_tie_margin": "float top-1/top-2 probability margin at or below which an image is a "
+                       "near-tie (counted, not gated)",
+    "min_sqnr_db": "least signal-to-quantization-noise ratio of the outputs (dB)",
+    "max_accuracy_drop": "largest accuracy loss against Keras on labelled data",
+    "max_abs_diff": "largest |artifact - Keras| output difference (float artifacts; inf: not "
+                    "gated)"}
+for _name, _help in THRESHOLD_HELP.items():
+    flags.DEFINE_float(_name, None, "verification: " + _help)
+THRESHOLD_FLAGS = tuple(THRESHOLD_HELP)
 
 _MODEL = ("variant", "phi", "base", "base_resolution", "resolution")
 _TRAINING = {"data": None, "epochs": None, "batch_size": None, "recipe": None, "strategy": None,

@@ -79,6 +79,8 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
         raise ValueError(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
     if io_dtype != "float32" and quantize != "int8":
         raise ValueError(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
+    if not isinstance(bias_correction, bool):
+        raise ValueError(f"bias_correction={bias_correction!r}; accepted: True or False")
     quantization_aware = is_quantization_aware(model)
     if quantization_aware and quantize != "int8":
         raise ValueError(f"a quantization-aware model converts with quantize='int8' only "

@@ -69,6 +69,8 @@ def test_bad_representative_data(data, match, small_models, tmp_path):
     ({"quantize": "int4"}, r"quantize='int4'; accepted: none, float16, dynamic, int8"),
     ({"io_dtype": "uint8"}, r"io_dtype='uint8' needs quantize='int8'"),
     ({"io_dtype": "int16", "quantize": "int8"}, r"io_dtype='int16'"),
+    ({"bias_correction": "no", "quantize": "int8"},
+     r"bias_correction='no'; accepted: True or False"),
 ])
 def test_bad_modes(kwargs, match, small_models, tmp_path):
     with pytest.raises(ValueError, match=match):

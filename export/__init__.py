@@ -23,8 +23,12 @@ from keras_effnet.export.graph import Traced, input_size, is_quantization_aware,
 from keras_effnet.export.qat import fine_tune, quantization_aware
 from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
                                         converted)
+from keras_effnet.export.tflite_metadata import (TFLiteMetadata, check_labels, read_labels,
+                                                 with_metadata)
 from keras_effnet.export.verify import (THRESHOLDS, VerificationError, compare,
                                         thresholds_for, verify)
+
+ONNX_LABELS_KEY = "labels"  # metadata_props key of an ONNX file's class names (JSON list)
 
 
 def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray, Any]:
@@ -99,12 +103,51 @@ def _reference(model: Any) -> Any:
     return model.model if isinstance(model, Traced) else model
 
 
+def model_labels(model: Any, labels: Any) -> list[str] | None:
+    """The class names an artifact carries: `labels` when given, else the model's own
+    (`class_names`, set by training and by ImageNet weights); checked against its outputs."""
+    if labels is None:
+        labels = getattr(model, "class_names", None)
+        if labels is None:
+            return None
+    labels = check_labels(labels)
+    outputs = [tuple(output.shape) for output in model.outputs]
+    if len(outputs) != 1 or outputs[0][-1] != len(labels):
+        raise ValueError(f"{len(labels)} labels for a model whose outputs are {outputs}; "
+                         "labels need one output with one score per label")
+    return labels
+
+
+def outputs_probabilities(model: Any) -> bool:
+    """Whether the model's output is a softmax (probabilities), from its config or last layer."""
+    options = getattr(model, "build_options", None)
+    if options is not None:
+        return options.include_top and options.classifier_activation == "softmax"
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", None) == "softmax"
+
+
+def default_metadata(model: Any, quantize: str, io_dtype: str, classes: int) -> TFLiteMetadata:
+    """The name and description a TFLite file gets when none are given."""
+    from keras_effnet import __version__
+
+    height, width, _ = input_size(model)
+    mode = {"none": "float32", "float16": "float16 weights", "dynamic": "int8 weights",
+            "int8": "int8 weights and activations"}[quantize]
+    return TFLiteMetadata(
+        name=model.name,
+        description=f"{model.name} image classifier, {classes} classes, {width}x{height} RGB "
+                    f"input ({mode}, {io_dtype} input/output); exported by keras_effnet "
+                    f"{__version__}. Feed RGB pixels 0..255: the model normalises inside.")
+
+
 def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
               representative_data: Any = None, calibration_steps: int = 100,
               io_dtype: str = "float32", verify_data: Any = None, verify_count: int = 64,
               labels: list[str] | None = None, num_threads: int = 2,
               thresholds: dict[str, float | None] | None = None,
-              bias_correction: bool = True) -> dict[str, Any]:
+              bias_correction: bool = True,
+              metadata: TFLiteMetadata | bool = True) -> dict[str, Any]:
     """Convert to TFLite (none | float16 | dynamic | int8), verify, write; return the report.
 
     `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
@@ -114,18 +157,40 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
     `thresholds`: overrides of the kind's `THRESHOLDS` (None turns a gate off).
     `bias_correction` (int8): cancel the weight rounding's mean error first
     (`export/bias_correction.py`); the report records what it shifted.
+    `metadata`: the image-classifier metadata on-device runtimes need (MediaPipe Tasks,
+    LiteRT's Task Library), with `labels` (default: the model's `class_names`) as the labels
+    file; a `TFLiteMetadata` sets its name, description, version, author and license;
+    False writes a bare file. The interpreter computes the same bytes either way.
     """
     path = os.fspath(path)
     if not path.endswith(".tflite"):
         raise ValueError(f"TFLite path {path!r} must end in .tflite")
+    if not isinstance(metadata, (bool, TFLiteMetadata)):
+        raise TypeError(f"metadata={metadata!r}; accepted: True, False or a TFLiteMetadata")
     check_writable_dir(path)
     limits = thresholds_for(quantize, thresholds)  # a bad threshold fails before converting
+    reference = _reference(model)
+    labels = model_labels(reference, labels)  # before the slow conversion
     flatbuffer, done = converted(model, quantize, representative_data, calibration_steps,
                                  io_dtype, bias_correction)
-    extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype, **done}
+    written: dict[str, Any] = {"written": False}
+    if metadata is not False:
+        classes = int(reference.outputs[0].shape[-1])
+        info = default_metadata(reference, quantize, io_dtype, classes)
+        if isinstance(metadata, TFLiteMetadata):
+            info = TFLiteMetadata(**{key: getattr(metadata, key) or getattr(info, key)
+                                     for key in ("name", "description", "version", "author",
+                                                 "license")})
+        flatbuffer, written = with_metadata(flatbuffer, info, labels,
+                                            probabilities=outputs_probabilities(reference))
+        if labels is None:
+            written["note"] = ("no labels given and the model has no class_names: the file "
+                               "carries none, so apps show class indices")
+    extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype, **done,
+             "tflite_metadata": written}
     if quantize == "int8":
         extra["calibration_data"] = describe_data(representative_data, "train")
-    return _finish(flatbuffer, path, _reference(model), quantize,
+    return _finish(flatbuffer, path, reference, quantize,
                    verify_data if verify_data is not None else representative_data,
                    verify_count, labels, num_threads, limits, extra)
 
@@ -158,14 +223,23 @@ def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data
     """Convert with tf2onnx (variables frozen, one input, dynamic batch), verify, write.
 
     `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
+    `labels` (default: the model's `class_names`) go into the file's metadata_props
+    ("labels", a JSON list), where `effnet predict` and other clients read them.
     """
     path = os.fspath(path)
     if not path.endswith(".onnx"):
         raise ValueError(f"ONNX path {path!r} must end in .onnx")
     check_writable_dir(path)
     limits = thresholds_for("none", thresholds)
+    reference = _reference(model)
+    labels = model_labels(reference, labels)
     proto = onnx_model(model, opset)
-    return _finish(proto.SerializeToString(), path, _reference(model), "none", verify_data,
+    if labels is not None:
+        import json
+
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = ONNX_LABELS_KEY, json.dumps(labels)
+    return _finish(proto.SerializeToString(), path, reference, "none", verify_data,
                    verify_count, labels, num_threads, limits, {"format": "onnx", "opset": opset})
 
 
@@ -179,7 +253,8 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-__all__ = ["IO_DTYPES", "QUANTIZE_MODES", "THRESHOLDS", "Traced", "VerificationError", "compare",
-           "describe_data", "fine_tune", "is_quantization_aware", "metadata", "onnx_model",
-           "quantization_aware", "thresholds_for", "to_onnx", "to_saved_model", "to_tflite",
-           "traced", "verify"]
+__all__ = ["IO_DTYPES", "ONNX_LABELS_KEY", "QUANTIZE_MODES", "THRESHOLDS", "TFLiteMetadata",
+           "Traced", "VerificationError", "compare", "describe_data", "fine_tune",
+           "is_quantization_aware", "metadata", "onnx_model", "quantization_aware",
+           "read_labels", "thresholds_for", "to_onnx", "to_saved_model", "to_tflite", "traced",
+           "verify"]

@@ -38,7 +38,8 @@ def float32_twin(model: Any) -> Any:
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("float32")
     try:
-        twin = EfficientNet(model.effnet_config, model.build_options, name=model.name)
+        twin = EfficientNet(model.effnet_config, model.build_options, name=model.name,
+                            class_names=model.class_names)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     twin.set_weights(model.get_weights())

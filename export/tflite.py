@@ -90,7 +90,7 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
               if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        return _configure(converter, quantize, images, io_dtype).convert(), {}
+        return _pixel_input(_configure(converter, quantize, images, io_dtype).convert()), {}
     info: dict[str, Any] = {}
     if quantize == "int8":
         info["bias_correction"] = None
@@ -98,7 +98,39 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
             model, info["bias_correction"] = bias_corrected(deployable(reference), images)
     with using(model) as graph:
         converter = tf.lite.TFLiteConverter.from_saved_model(graph.saved_model)
-        return _configure(converter, quantize, images, io_dtype).convert(), info
+        return _pixel_input(_configure(converter, quantize, images, io_dtype).convert()), info
+
+
+def _pixel_input(flatbuffer: bytes) -> bytes:
+    """A uint8 input made to take pixels as they are (scale 1, zero point 0).
+
+    The converter gives a uint8 input the range the calibration images spanned: on darker
+    images (max 200, say) a scale of 0.78, so an app that feeds camera pixels as they are
+    (MediaPipe Tasks does) would feed the wrong values. The uint8 input feeds only the
+    QUANTIZE op that requantizes it to the int8 graph, so its own scale and zero point can be
+    set to (1, 0) exactly: the QUANTIZE op then maps pixels onto the calibrated int8 range.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    index = int(graph.inputs[0])
+    tensor = graph.tensors[index]
+    params = tensor.quantization
+    if tensor.type != schema.TensorType.UINT8 or (
+            float(params.scale[0]), int(params.zeroPoint[0])) == (1.0, 0):
+        return flatbuffer
+    consumers = [op for op in graph.operators if index in list(op.inputs)]
+    kinds = {max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                 model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
+             for op in consumers}
+    if kinds != {schema.BuiltinOperator.QUANTIZE}:
+        raise RuntimeError(f"the uint8 input feeds {sorted(kinds)}, not only QUANTIZE: its "
+                           "scale cannot be set to 1 exactly")
+    params.scale = np.array([1.0], "float32")
+    params.zeroPoint = np.array([0], "int64")
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _configure(converter: Any, quantize: str, images: np.ndarray | None, io_dtype: str) -> Any:

@@ -76,11 +76,12 @@ def thresholds_for(kind: str, overrides: dict[str, float | None] | None = None
     return limits
 
 
-def probabilities(outputs: np.ndarray) -> np.ndarray:
+def probabilities(outputs: np.ndarray, atol: float = 1e-3) -> np.ndarray:
     """Outputs as probabilities over the last axis: as they are when they are (no negative
-    value, every row summing to 1 within 1e-3), else their softmax (the outputs are logits)."""
+    value, every row summing to 1 within `atol`), else their softmax (the outputs are
+    logits)."""
     x = np.asarray(outputs, "float64")
-    if x.min() >= 0 and np.allclose(x.sum(-1), 1, atol=1e-3):
+    if x.min() >= 0 and np.allclose(x.sum(-1), 1, atol=atol):
         return x
     x = np.exp(x - x.max(-1, keepdims=True))
     return x / x.sum(-1, keepdims=True)

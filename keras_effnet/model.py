@@ -26,12 +26,14 @@ from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, 
 class EfficientNet(DistributedTraining, keras.Model):
     """A functional EfficientNet that carries its resolved config and saves/loads with it.
 
-    `model.effnet_config` is the `ModelConfig`, `model.build_options` the `BuildOptions`; a
-    `.keras` file reloads with `safe_mode=True` and no custom objects beyond this class.
+    `model.effnet_config` is the `ModelConfig`, `model.build_options` the `BuildOptions`,
+    `model.class_names` the names of the classifier's outputs when known (training sets the
+    data's, ImageNet weights ImageNet's); a `.keras` file keeps all three and reloads with
+    `safe_mode=True` and no custom objects beyond this class.
     """
 
     def __init__(self, config: ModelConfig | dict, options: BuildOptions | dict | None = None,
-                 **kwargs: Any) -> None:
+                 class_names: Sequence[str] | None = None, **kwargs: Any) -> None:
         config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
         if options is None:
             options = BuildOptions()
@@ -43,6 +45,23 @@ class EfficientNet(DistributedTraining, keras.Model):
         self.effnet_config = config
         self.build_options = options
         self._features = assembled.features
+        self.class_names = class_names
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names of the classifier's outputs, in order; None when unknown."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str] | None) -> None:
+        if names is not None:
+            names = [str(name) for name in names]
+            classes = self.outputs[0].shape[-1] if len(self.outputs) == 1 else None
+            if not self.build_options.include_top or classes != len(names):
+                raise ValueError(f"{len(names)} class names for a model with "
+                                 f"{classes if self.build_options.include_top else 'no'} "
+                                 "classifier outputs; they must agree")
+        self._class_names = names
 
     @property
     def feature_info(self) -> list[dict[str, Any]]:
@@ -51,7 +70,7 @@ class EfficientNet(DistributedTraining, keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         return {"config": self.effnet_config.to_dict(), "options": self.build_options.to_dict(),
-                "name": self.name, "trainable": self.trainable}
+                "class_names": self.class_names, "name": self.name, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "EfficientNet":
@@ -105,7 +124,8 @@ def build(
     Example:
         >>> model = build(phi=0.5, num_classes=10)
     """
-    weights_path = None if weights is None else _check_weights_argument(weights)
+    imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
+    weights_path = None if weights is None or imagenet else _check_weights_argument(weights)
     if isinstance(variant, ModelConfig):
         if phi is not None or (depth, width, resolution) != (None, None, None):
             raise ValueError("pass a ModelConfig, or phi / depth / width / resolution; "
@@ -129,18 +149,33 @@ def build(
                            features_only=features_only,
                            classifier_activation=classifier_activation)
     model = EfficientNet(config, options, **({"name": name} if name else {}))
-    if weights_path is not None:
+    if imagenet:
+        _load_imagenet(model, skip_head)
+    elif weights_path is not None:
         from keras_effnet.weights import load_weights
         load_weights(model, weights_path, skip_head=skip_head)
     return model
 
 
+def _load_imagenet(model: EfficientNet, skip_head: bool) -> None:
+    """The released variant's ImageNet weights (`keras_effnet.pretrained`) and, with its
+    1 000-class classifier, the ImageNet class names."""
+    from keras_effnet import pretrained
+    from keras_effnet.weights import load_weights
+
+    options = model.build_options
+    variant = pretrained.variant_of(model.effnet_config)
+    head = options.include_top and not options.features_only
+    if head and options.num_classes != 1000 and not skip_head:
+        raise ValueError(f"weights='imagenet' has a 1000-class classifier; num_classes="
+                         f"{options.num_classes} needs skip_head=True (a fresh classifier)")
+    names = pretrained.class_names() if head and not skip_head else None  # fail before fetching
+    load_weights(model, pretrained.weights_file(variant, include_top=head),
+                 skip_head=skip_head or not head)
+    model.class_names = names
+
+
 def _check_weights_argument(weights: Any) -> str:
-    if isinstance(weights, str) and weights.lower() == "imagenet":
-        raise ValueError(
-            "weights='imagenet' cannot be downloaded by keras_effnet (it fetches nothing at run "
-            "time). Download keras.applications' file yourself (e.g. efficientnetb0.h5, or "
-            "efficientnetb0_notop.h5 with include_top=False) and pass weights='/path/to/file.h5'")
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights={weights!r}; accepted: None or a path to a .h5, .weights.h5, "
                         ".keras, .pth or .safetensors file")

@@ -166,7 +166,8 @@ def save_weights_only(model: Any, path: str, twin: Any = None) -> Any:
     optimizer state, and the backup keeps it; a deliverable does not, and with Adam's two
     moments it would be three times the size."""
     if twin is None:
-        twin = type(model)(model.effnet_config, model.build_options, name=model.name)
+        twin = type(model)(model.effnet_config, model.build_options, name=model.name,
+                           class_names=model.class_names)
     twin.set_weights(model.get_weights())
     save_model(twin, path)
     return twin
@@ -223,8 +224,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
     The class count comes from the data; `num_classes`, when given, must agree with it.
-    `weights` (any file `build` loads: keras.applications, `.pth`, `.safetensors`) starts
-    from pretrained weights: fine-tuning; `skip_head=True` gives the data's label set a fresh
+    `weights` ("imagenet", or any file `build` loads: keras.applications, `.pth`,
+    `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the data's label set a fresh
     classifier. The recipe's zero-init then touches that fresh classifier only.
 
     `batch_size` is the global batch, split evenly across replicas. Re-running the same call
@@ -239,8 +240,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
     resolution = resolution or config.resolution
-    if weights is not None and not os.path.isfile(weights):
+    imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
+    if weights is not None and not imagenet and not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
+    source = None if weights is None else "imagenet" if imagenet else os.path.abspath(weights)
     dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
     policy = precision_policy(mixed_precision)
     replicas = dist.num_replicas_in_sync
@@ -271,6 +274,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
                         bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1,
                         weights=weights, skip_head=skip_head)
             config = net.effnet_config
+            net.class_names = dataset.class_names  # saved with the model: labels inside
             if recipe.zero_init and (weights is None or skip_head):
                 zero_init(net, config, blocks=weights is None)
             metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
@@ -292,7 +296,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             "data": str(dataset.spec), "epochs": epochs, "global_batch_size": batch_size,
             "resolution": resolution, "mixed_precision": policy, "seed": seed,
             # fine-tuning: the starting weights (absent before training from scratch)
-            "weights": None if weights is None else [os.path.abspath(weights), skip_head]})
+            "weights": None if source is None else [source, skip_head]})
         history = os.path.join(write_dir, "history.csv")
         # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
         # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
@@ -316,7 +320,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "data": dataset.describe(), "epochs": epochs, "global_batch_size": batch_size,
         "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})", "mixed_precision": policy,
         "seed": seed, "validation": {k: float(v) for k, v in scores.items()},
-        "initial_weights": None if weights is None else os.path.abspath(weights),
+        "initial_weights": source,
         "fit_seconds_this_run": round(fit_seconds, 2),
         "history": read_history(history),
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",

@@ -1,0 +1,285 @@
+"""Image-classifier metadata (the TFLite metadata schema) on an exported TFLite file.
+
+What on-device runtimes read before they run a model: MediaPipe Tasks' `ImageClassifier`
+(Android, iOS, web, Python), LiteRT's Task Library and Android Studio's model import. It says
+that the input is an RGB image and how raw [0, 255] pixels map onto the input tensor
+(`NormalizationOptions`), and that the output holds one score per label, with the labels as an
+associated file. Without it MediaPipe refuses a float-input file outright.
+
+The file layout is the schema's own: a `ModelMetadata` flatbuffer (file identifier "M001")
+stored in a model buffer named `TFLITE_METADATA`, and the associated files appended to the
+flatbuffer as an uncompressed zip archive. The model's flatbuffer is read and rewritten with
+TensorFlow's `tensorflow.lite.tools.flatbuffer_utils` (its maintained object API); the
+metadata table is encoded with the `flatbuffers` runtime from the table layouts below (the
+schema's field order, `metadata_schema.fbs` 1.0.0: the fields written here are all from its
+first version). Tests decode the result with MediaPipe's own generated schema module and load
+it in MediaPipe's `ImageClassifier` (BUILD_NOTES.md says why the encoder is not a dependency).
+
+Example:
+    >>> data = with_metadata(flatbuffer, TFLiteMetadata(author="Me"), labels=["cat", "dog"])
+    >>> read_labels(data)
+    ['cat', 'dog']
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, asdict
+from typing import Any
+
+import numpy as np
+
+METADATA_BUFFER = "TFLITE_METADATA"
+LABELS_FILE = "labels.txt"
+MIN_PARSER_VERSION = "1.0.0"  # every field written here exists since the schema's 1.0.0
+
+# Field order of the tables written (metadata_schema.fbs); a union takes two slots, its type
+# then its value. Only the leading fields used here are listed.
+_LAYOUT = {
+    "ModelMetadata": ("name", "description", "version", "subgraph_metadata", "author",
+                      "license", "associated_files", "min_parser_version"),
+    "SubGraphMetadata": ("name", "description", "input_tensor_metadata",
+                         "output_tensor_metadata"),
+    "TensorMetadata": ("name", "description", "dimension_names", "content", "process_units",
+                       "stats", "associated_files"),
+    "Content": ("content_properties_type", "content_properties", "range"),
+    "ImageProperties": ("color_space", "default_size"),
+    "ImageSize": ("width", "height"),
+    "FeatureProperties": (),
+    "ProcessUnit": ("options_type", "options"),
+    "NormalizationOptions": ("mean", "std"),
+    "Stats": ("max", "min"),
+    "AssociatedFile": ("name", "description", "type", "locale"),
+}
+# Enum values (metadata_schema.fbs) of the scalar fields written, by field name.
+_SCALARS = {"content_properties_type": "uint8", "options_type": "uint8", "color_space": "int8",
+            "type": "int8", "width": "uint32", "height": "uint32"}
+CONTENT_FEATURE, CONTENT_IMAGE = 1, 2  # union ContentProperties
+OPTIONS_NORMALIZATION = 1  # union ProcessUnitOptions
+COLOR_RGB = 1  # enum ColorSpaceType
+FILE_TENSOR_AXIS_LABELS = 2  # enum AssociatedFileType
+
+
+@dataclass(frozen=True)
+class TFLiteMetadata:
+    """What the file says about itself; None: derived from the model (name, description) or
+    left out (author, license). `version` is the model's version, not the package's."""
+
+    name: str | None = None
+    description: str | None = None
+    version: str = "1"
+    author: str | None = None
+    license: str | None = None
+
+    def __post_init__(self) -> None:
+        for key, value in asdict(self).items():
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"metadata {key}={value!r}; accepted: a non-empty string or "
+                                 "None")
+
+
+class _Table:
+    """One table to encode: its schema name and its field values (absent fields omitted)."""
+
+    def __init__(self, kind: str, **fields: Any) -> None:
+        unknown = set(fields) - set(_LAYOUT[kind])
+        if unknown:
+            raise KeyError(f"{kind} has no field(s) {sorted(unknown)}")
+        self.kind, self.fields = kind, {k: v for k, v in fields.items() if v is not None}
+
+
+def _encode(builder: Any, value: Any) -> Any:
+    """Offset of `value` in `builder`: a table, a string, a list of tables or strings, or a
+    float vector (numpy)."""
+    if isinstance(value, str):
+        return builder.CreateString(value)
+    if isinstance(value, np.ndarray):
+        return builder.CreateNumpyVector(value.astype("<f4"))
+    if isinstance(value, list):
+        offsets = [_encode(builder, item) for item in value]
+        builder.StartVector(4, len(offsets), 4)
+        for offset in reversed(offsets):
+            builder.PrependUOffsetTRelative(offset)
+        return builder.EndVector()
+    layout = _LAYOUT[value.kind]
+    children = {name: _encode(builder, item) for name, item in value.fields.items()
+                if name not in _SCALARS}  # nested objects are written before their table
+    builder.StartObject(len(layout))
+    for slot, name in enumerate(layout):
+        if name in children:
+            builder.PrependUOffsetTRelativeSlot(slot, children[name], 0)
+        elif name in value.fields:
+            prepend = {"uint8": builder.PrependUint8Slot, "int8": builder.PrependInt8Slot,
+                       "uint32": builder.PrependUint32Slot}[_SCALARS[name]]
+            prepend(slot, int(value.fields[name]), 0)
+    return builder.EndObject()
+
+
+def encode_metadata(root: _Table) -> bytes:
+    """A `ModelMetadata` table as a finished flatbuffer with the schema's identifier."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(_encode(builder, root), file_identifier=b"M001")
+    return bytes(builder.Output())
+
+
+def input_normalization(dtype: str, quantization: tuple[float, int]) -> tuple[float, float]:
+    """(mean, std) that map raw [0, 255] pixels x onto the input tensor as (x - mean) / std.
+
+    Float input: (0, 1), the model normalises inside. Integer input q = x / scale + zero point:
+    (-zero point · scale, scale); pixels themselves for a uint8 input of scale 1, zero point 0.
+    """
+    if dtype.startswith("float"):
+        return 0.0, 1.0
+    scale, zero = quantization
+    return float(-zero * scale) + 0.0, float(scale)
+
+
+def _tensor_info(flatbuffer: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    return interpreter.get_input_details()[0], interpreter.get_output_details()
+
+
+def metadata_table(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | None,
+                   probabilities: bool) -> tuple[_Table, dict[str, Any]]:
+    """The `ModelMetadata` of an image classifier for this flatbuffer, and what it says."""
+    image, outputs = _tensor_info(flatbuffer)
+    if len(image["shape"]) != 4 or image["shape"][-1] != 3:
+        raise ValueError(f"image-classifier metadata needs one (1, H, W, 3) RGB input; the "
+                         f"model takes {list(image['shape'])}")
+    dtype = np.dtype(image["dtype"]).name
+    mean, std = input_normalization(dtype, image["quantization"])
+    height, width = (int(v) for v in image["shape"][1:3])
+    classes = int(outputs[0]["shape"][-1])
+    if labels is not None and (len(outputs) != 1 or classes != len(labels)):
+        raise ValueError(f"{len(labels)} labels for a model whose output has {classes} "
+                         f"scores{'' if len(outputs) == 1 else f' ({len(outputs)} outputs)'}; "
+                         "they must agree")
+    score = "probability" if probabilities else "score"
+    input_meta = _Table(
+        "TensorMetadata", name="image",
+        description=f"RGB image, {width}x{height}, pixels 0..255 as (x - {mean:g}) / {std:g} "
+                    f"({dtype})",
+        content=_Table("Content", content_properties_type=CONTENT_IMAGE,
+                       content_properties=_Table("ImageProperties", color_space=COLOR_RGB,
+                                                 default_size=_Table("ImageSize", width=width,
+                                                                     height=height))),
+        process_units=[_Table("ProcessUnit", options_type=OPTIONS_NORMALIZATION,
+                              options=_Table("NormalizationOptions",
+                                             mean=np.array([mean]), std=np.array([std])))])
+    output_meta = [_Table(
+        "TensorMetadata", name=score if len(outputs) == 1 else str(out["name"]),
+        description=(f"{'Probabilities' if probabilities else 'Scores'} of the "
+                     f"{classes} labels respectively"),
+        content=_Table("Content", content_properties_type=CONTENT_FEATURE,
+                       content_properties=_Table("FeatureProperties")),
+        stats=_Table("Stats", max=np.array([1.0]), min=np.array([0.0])) if probabilities
+        else None,
+        associated_files=None if labels is None else [_Table(
+            "AssociatedFile", name=LABELS_FILE, description="Labels for the scores",
+            type=FILE_TENSOR_AXIS_LABELS)]) for out in outputs]
+    root = _Table("ModelMetadata", name=info.name, description=info.description,
+                  version=info.version, author=info.author, license=info.license,
+                  min_parser_version=MIN_PARSER_VERSION,
+                  subgraph_metadata=[_Table("SubGraphMetadata", name=info.name,
+                                            input_tensor_metadata=[input_meta],
+                                            output_tensor_metadata=output_meta)])
+    said = {"written": True, **{k: v for k, v in asdict(info).items() if v is not None},
+            "input": {"dtype": dtype, "size": [height, width], "normalization_mean": mean,
+                      "normalization_std": std},
+            "output": score, "labels": None if labels is None else len(labels)}
+    return root, said
+
+
+def with_metadata(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | None = None, *,
+                  probabilities: bool = True) -> tuple[bytes, dict[str, Any]]:
+    """`flatbuffer` with image-classifier metadata (replacing any it had) and, given labels,
+    the labels file; and what was written (for the export report).
+
+    The model's own tables and buffers are unchanged: the interpreter computes the same bytes.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if labels is not None:
+        labels = check_labels(labels)
+    root, said = metadata_table(flatbuffer, info, labels, probabilities)
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(strip_associated_files(
+        flatbuffer)))
+    entries = [m for m in (model.metadata or []) if m.name.decode() != METADATA_BUFFER]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(encode_metadata(root), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_BUFFER, len(model.buffers) - 1
+    model.metadata = entries + [entry]
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    if labels is not None:  # appended as the schema's own populator does: the file is a zip
+        whole = io.BytesIO(data)
+        whole.seek(0, io.SEEK_END)
+        with zipfile.ZipFile(whole, "a", zipfile.ZIP_STORED) as archive:
+            archive.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+        data = whole.getvalue()
+    return data, said
+
+
+def check_labels(labels: Any) -> list[str]:
+    """Labels as a list of non-empty one-line strings, or a clear error."""
+    if isinstance(labels, str) or not hasattr(labels, "__iter__"):
+        raise TypeError(f"labels={labels!r}; accepted: a list of class names")
+    labels = list(labels)
+    bad = [label for label in labels if not isinstance(label, str) or not label.strip()
+           or "\n" in label or "\r" in label]
+    if not labels or bad:
+        raise ValueError(f"labels must be non-empty one-line strings; got {bad[:3] or labels!r}")
+    return labels
+
+
+def read_labels_file(path: str) -> list[str]:
+    """A labels file: one class name per line (blank lines at the end ignored)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    try:
+        return check_labels(lines)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def strip_associated_files(data: bytes) -> bytes:
+    """The flatbuffer alone: `data` without an appended archive of associated files."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        offsets = [item.header_offset for item in archive.infolist()]
+    return data[:min(offsets)] if offsets else data
+
+
+def read_labels(model: str | bytes) -> list[str] | None:
+    """The labels file attached to a TFLite file (path or bytes); None when it has none."""
+    if isinstance(model, str):
+        with open(model, "rb") as f:
+            model = f.read()
+    try:
+        with zipfile.ZipFile(io.BytesIO(model)) as zf:
+            text = zf.read(LABELS_FILE).decode("utf-8")
+    except (zipfile.BadZipFile, KeyError):
+        return None
+    return text.splitlines()
+
+
+def has_metadata(model: str | bytes) -> bool:
+    """Whether a TFLite file (path or bytes) carries a TFLITE_METADATA buffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if isinstance(model, str):
+        with open(model, "rb") as f:
+            model = f.read()
+    root = schema.Model.GetRootAs(model, 0)
+    return any(root.Metadata(i).Name() == METADATA_BUFFER.encode()
+               for i in range(root.MetadataLength()))

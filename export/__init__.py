@@ -123,7 +123,8 @@ def outputs_probabilities(model: Any) -> bool:
     options = getattr(model, "build_options", None)
     if options is not None:
         return options.include_top and options.classifier_activation == "softmax"
-    activation = getattr(model.layers[-1], "activation", None)
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "layer", last), "activation", None)  # (a QAT wrapper)
     return getattr(activation, "__name__", None) == "softmax"
 
 

@@ -41,8 +41,14 @@ AVAILABLE = (*KERAS_APPLICATIONS_FILES, *PYPI_CHECKPOINTS)
 
 
 def cache_dir() -> str:
-    """Keras' cache folder: `$KERAS_HOME`, else `~/.keras` (the files go in its `models/`)."""
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    """Keras' cache folder: `$KERAS_HOME`, else `~/.keras` (the files go in its `models/`);
+    created if missing. Keras itself falls back to /tmp/.keras when it is not writable."""
+    folder = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        pass
+    return folder if os.access(folder, os.W_OK) else os.path.join("/tmp", ".keras")
 
 
 def variant_of(config: object) -> str:
@@ -92,10 +98,11 @@ def download(name: str, url: str, md5: str) -> str:
     where to put the file by hand."""
     import keras
 
-    target = os.path.join(cache_dir(), "models", name)
+    folder = cache_dir()
+    target = os.path.join(folder, "models", name)
     try:
         return keras.utils.get_file(name, url, file_hash=md5, cache_subdir="models",
-                                    cache_dir=cache_dir())
+                                    cache_dir=folder)
     except ValueError as err:  # the hash did not match: nothing broken stays in the cache
         if os.path.exists(target):
             os.remove(target)

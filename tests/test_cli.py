@@ -136,7 +136,7 @@ def test_each_command_help_lists_only_its_own_flags():
     train = " ".join(effnet("train", "--help").stdout.split())  # unwrapped
     assert ".safetensors" in train and "timm" in train and "(default runs/train)" in train
     quickstart = " ".join(effnet("quickstart", "--help").stdout.split())
-    assert "--epochs: training epochs (default 12)" in quickstart  # its own default
+    assert "--epochs: training epochs (default 4)" in quickstart  # its own default
     general = effnet("--help")
     assert general.returncode == 0 and "export " in general.stdout
     assert not _listed_flags(general.stdout)  # commands only: no wall of every flag
@@ -254,22 +254,27 @@ def test_failed_export_keeps_only_its_report_under_the_umask(bare_model, tmp_pat
 def test_export_of_a_trained_run_uses_its_own_data(quickstart_run, tmp_path):
     """int8 from a run folder with no data flag: calibrated on the train split and verified
     on the validation split of the data the run trained on (its summary.json), written into a
-    new folder (`--out=…/`) with the umask's permissions."""
-    from conftest import SHORT_DATA
+    new folder (`--out=…/`) with the umask's permissions; the labels are the model's own."""
+    from keras_effnet.cli import QUICKSTART_DEFAULTS
 
+    data = QUICKSTART_DEFAULTS["data"]
     _, run = quickstart_run
     deploy = tmp_path / "deploy"
     result = effnet("export", f"--model={run / 'model.keras'}", "--quantize=int8",
                     f"--out={deploy}/", umask=0o027, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     source = f"the run's data, recorded in {run / 'summary.json'}"
-    assert f"calibration data: {SHORT_DATA}, train split ({source})" in result.stdout
-    assert f"verification data: {SHORT_DATA}, validation split ({source})" in result.stdout
+    assert f"calibration data: {data}, train split ({source})" in result.stdout
+    assert f"verification data: {data}, validation split ({source})" in result.stdout
+    assert "labels: the model's 10 class names" in result.stdout
+    assert "metadata: image classifier 'efficientnet-lite0', input float32" in result.stdout
     assert sorted(p.name for p in deploy.iterdir()) == ["model_int8.tflite",
                                                          "model_int8.tflite.json"]
     report = json.loads((deploy / "model_int8.tflite.json").read_text())
     assert report["passed"] and report["quantize"] == "int8"
-    assert report["calibration_data"] == f"{SHORT_DATA} (train split)"
-    assert report["verify_data"] == f"{SHORT_DATA} (validation split)"
+    assert report["calibration_data"] == f"{data} (train split)"
+    assert report["verify_data"] == f"{data} (validation split)"
+    assert report["labels"] == json.loads((run / "summary.json").read_text())["data"][
+        "class_names"]
     for name in ("model_int8.tflite", "model_int8.tflite.json"):
         assert (deploy / name).stat().st_mode & 0o777 == 0o640, name  # umask 027, not 0600

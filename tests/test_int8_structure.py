@@ -300,3 +300,22 @@ def test_bias_correction_of_other_models(kind, tmp_path):
     assert report["bias_correction"]["layers"] == expected, report["bias_correction"]
     assert report["bias_correction"]["max_shift"] > 0
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_qat_file_carries_metadata_and_loads_in_mediapipe(tiny, files, tmp_path):
+    """The QAT path writes the same image-classifier metadata as PTQ: MediaPipe Tasks opens
+    the file and scores as the interpreter does."""
+    from keras_effnet.export.mediapipe_client import check
+    from keras_effnet.export.tflite_metadata import has_metadata, read_labels
+
+    _, images = tiny
+    names = [f"class {i}" for i in range(10)]
+    report = to_tflite(files["qat_model"], tmp_path / "qat.tflite", "int8",
+                       representative_data=images, verify_data=images[:8], labels=names,
+                       thresholds={"min_decisive_agreement": None, "min_sqnr_db": None})
+    assert report["tflite_metadata"]["output"] == "probability"
+    assert has_metadata(str(tmp_path / "qat.tflite"))
+    assert read_labels(str(tmp_path / "qat.tflite")) == names
+    result = check(str(tmp_path / "qat.tflite"), images[:8])
+    assert result["labels_agree"] and result["top1_agreement"] == 1.0
+    assert result["max_score_diff"] <= result["output_step"]

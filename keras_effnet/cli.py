@@ -29,10 +29,12 @@ FLAGS = flags.FLAGS
 # keeps the flags' defaults). The default model (lite0, no --variant/--phi) fine-tunes the
 # ImageNet Lite0 weights at 64 px: 4 epochs of 25 steps reach about 0.98 validation top-1 on
 # the embedded set in ~40 s on 2 cores, where 12 epochs from scratch at 48 px reached 0.64-0.69
-# (BUILD_NOTES.md, "Main job"). A quarter of the short recipe's learning rate suits fine-tuning.
+# (BUILD_NOTES.md, "Main job"). With the short recipe, a quarter of its learning rate suits
+# fine-tuning; from scratch, twice its rate learns fastest in few epochs.
 QUICKSTART_DEFAULTS = {"data": "synthetic?train=1600&validation=400", "epochs": 4,
-                       "batch_size": 64, "base_resolution": 64, "learning_rate": 0.006}
+                       "batch_size": 64, "base_resolution": 64}
 QUICKSTART_WEIGHTS = "imagenet"  # the default model's starting point
+QUICKSTART_LEARNING_RATES = {"fine-tuning": 0.006, "from scratch": 0.048}
 # Each flag's help here is its meaning wherever it is used; COMMAND_FLAGS says which commands
 # take it and, where the meaning (or default) differs, what it means for that command.
 flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4")
@@ -158,7 +160,9 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
         "epochs": f"training epochs (default {QUICKSTART_DEFAULTS['epochs']})",
         "batch_size": f"global batch size (default {QUICKSTART_DEFAULTS['batch_size']})",
         "learning_rate": "override the recipe's learning rate (per 256 images; default with "
-                         f"--recipe=short: {QUICKSTART_DEFAULTS['learning_rate']})",
+                         "--recipe=short: " + ", ".join(
+                             f"{rate} {kind}" for kind, rate in QUICKSTART_LEARNING_RATES.items())
+                         + ")",
         "weights": "starting weights: imagenet, or a weights file (default: imagenet for the "
                    "default lite0, none for --variant/--phi; --weights= trains from scratch)",
         "out": "the run folder (default runs/quickstart)"},
@@ -340,8 +344,6 @@ def _quickstart_flags() -> None:
     from keras_effnet.data import parse_spec
 
     for name, value in QUICKSTART_DEFAULTS.items():
-        if name == "learning_rate" and FLAGS.recipe != "short":
-            continue  # tuned for the short recipe; --recipe=paper keeps its own
         if not FLAGS[name].present:
             FLAGS[name].value = value
     spec = parse_spec(FLAGS.data)  # a bad spec fails here, before anything is written
@@ -378,6 +380,9 @@ def cmd_quickstart() -> None:
               if default_model else next(_configs()))
     weights = (FLAGS.weights if FLAGS["weights"].present
                else QUICKSTART_WEIGHTS if default_model else None) or None
+    if FLAGS.recipe == "short" and not FLAGS["learning_rate"].present:  # tuned for it
+        FLAGS.learning_rate = QUICKSTART_LEARNING_RATES["fine-tuning" if weights
+                                                        else "from scratch"]
     resolution = FLAGS.resolution or config.resolution
     recipe = _recipe()
     print(f"[quickstart] 1/5 build {config.name} at {resolution} px"

@@ -27,7 +27,7 @@ SHORT_DATA = "synthetic?train=960&validation=240"
 # ImageNet Lite0 fine-tuned at 64 px for 4 epochs on the embedded set: ~0.98 held-out top-1).
 QUICKSTART_FLAGS: list[str] = []
 # Other variants train from scratch at 48 px: the short recipe at twice its learning rate.
-SCRATCH_LEARNING_RATE = 0.048
+SCRATCH_LEARNING_RATE = 0.048  # = keras_effnet.cli.QUICKSTART_LEARNING_RATES["from scratch"]
 _TRAINED = {}
 _QUICKSTART = {}
 

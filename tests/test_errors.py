@@ -70,7 +70,8 @@ def test_variant_of_wrong_type():
     ({"input_shape": (64, 64, 1)}, r"normalises 3 RGB channels; pass include_preprocessing"),
     ({"pooling": "avg"}, r"pooling='avg' applies only with include_top=False"),
     ({"include_top": False, "pooling": "mean"}, r"pooling='mean'; accepted: None, 'avg'"),
-    ({"weights": "imagenet"}, r"cannot be downloaded.*weights='/path/to/file.h5'"),
+    ({"weights": "imagenet", "num_classes": 10}, r"weights='imagenet' has a 1000-class "
+     r"classifier; num_classes=10 needs skip_head=True"),
     ({"weights": 42}, r"weights=42; accepted: None or a path"),
 ])
 def test_build_rejects(kwargs, match):

@@ -174,7 +174,7 @@ def test_every_block_kind_exports_and_verifies(tiny, files, tmp_path):
     # input, so even a wrongly calibrated file keeps their SQNR (41 dB measured for both,
     # BUILD_NOTES.md); a broken file is caught on a trained model (test_quantization.py).
     int8 = to_tflite(model, tmp_path / "int8.tflite", "int8", representative_data=images,
-                     calibration_steps=32, verify_data=images)
+                     calibration_steps=32, verify_data=images, metadata=False)
     assert fp32["max_abs_diff"] <= 1e-4 and fp32["top1_agreement"] == 1.0
     assert int8["near_ties"] == len(images) and int8["decisive_agreement"] is None, int8
     assert int8["sqnr_db"] >= 25, int8  # the output steps of int8 (1/256) at 0.1 per class

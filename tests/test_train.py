@@ -30,7 +30,7 @@ def test_short_run_beats_chance_and_reloads(variant, trained):
     accuracy = summary["validation"]["accuracy"]
     assert accuracy >= 0.3, summary["history"]  # 10 classes: ≥ 3× chance
     assert [row["epoch"] for row in summary["history"]] == list(range(epochs))
-    reloaded = evaluate(str(tmp_path / "model.keras"), SHORT_DATA, batch_size=32)
+    reloaded = evaluate(str(tmp_path / "model.keras"), summary["data"]["spec"], batch_size=32)
     assert reloaded["top1"] == pytest.approx(accuracy, abs=1e-6)
     for name in ("model.keras", "best.keras", "history.csv", "summary.json", "logs"):
         assert (tmp_path / name).exists(), name

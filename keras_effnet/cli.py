@@ -89,6 +89,8 @@ flags.DEFINE_integer("seeds", 2, "training seeds per candidate")
 flags.DEFINE_string("storage", None, "Optuna storage URL shared by all workers (default: "
                     "SQLite in --out)")
 flags.DEFINE_string("study", None, "study name (default: effnet-search-<base>)")
+flags.DEFINE_integer("grace_period", 60, "seconds without a heartbeat after which a worker's "
+                     "trial counts as dead and is re-queued (a killed worker)")
 flags.DEFINE_float("alpha", None, "depth coefficient (default: the paper's 1.2)")
 flags.DEFINE_float("beta", None, "width coefficient (default: the paper's 1.1)")
 flags.DEFINE_float("gamma", None, "resolution coefficient (default: the paper's 1.15)")
@@ -198,6 +200,7 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
                "epochs": "training epochs of each trial", "resolution": "training "
                "resolution of each trial (default: the base's)",
                "batch_size": None, "recipe": None, "strategy": None, "storage": None,
+               "grace_period": None,
                "study": None, "out": "the search folder (default runs/search)"},
     "budget": {"base": "base network to scale", "base_resolution": None,
                "num_classes": "classifier outputs (default 1000)", "alpha": None,
@@ -512,7 +515,9 @@ def cmd_eval() -> None:
 
 
 def _stage(text: str) -> None:
-    print(f"[effnet export] {text}", flush=True)
+    """A progress line of the running command."""
+    command = next((arg for arg in sys.argv[1:2] if arg in COMMANDS), "")
+    print(f"[effnet {command}] {text}", flush=True)
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -771,7 +776,7 @@ def cmd_search() -> None:
         step=FLAGS.step, max_trials=FLAGS.max_trials, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
         resolution=FLAGS.resolution, batch_size=FLAGS.batch_size, recipe=FLAGS.recipe,
         storage=FLAGS.storage, study=FLAGS.study, out=FLAGS.out or "runs/search",
-        strategy=FLAGS.strategy, sampler=FLAGS.sampler)
+        strategy=FLAGS.strategy, sampler=FLAGS.sampler, grace_period=FLAGS.grace_period)
     best = result["best"]
     print(f"best: alpha={best['alpha']:g} beta={best['beta']:g} gamma={best['gamma']:g} "
           f"({best['role']}), val top-1 {best['val_top1_mean']:.3f} ± {best['val_top1_std']:.3f}"

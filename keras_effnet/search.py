@@ -217,6 +217,8 @@ def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: 
         raise ValueError(f"seeds={seeds!r}; accepted: an integer >= 1")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+    if not isinstance(grace_period, int) or isinstance(grace_period, bool) or grace_period < 1:
+        raise ValueError(f"grace_period={grace_period!r}; accepted: seconds, an integer >= 1")
     from keras_effnet.scaling import _resolve_base
 
     base_net = _resolve_base(base)

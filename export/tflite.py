@@ -90,7 +90,7 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
               if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        return _pixel_input(_configure(converter, quantize, images, io_dtype).convert()), {}
+        return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), {}
     info: dict[str, Any] = {}
     if quantize == "int8":
         info["bias_correction"] = None
@@ -98,10 +98,10 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
             model, info["bias_correction"] = bias_corrected(deployable(reference), images)
     with using(model) as graph:
         converter = tf.lite.TFLiteConverter.from_saved_model(graph.saved_model)
-        return _pixel_input(_configure(converter, quantize, images, io_dtype).convert()), info
+        return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), info
 
 
-def _pixel_input(flatbuffer: bytes) -> bytes:
+def _io(flatbuffer: bytes, io_dtype: str) -> bytes:
     """A uint8 input made to take pixels as they are (scale 1, zero point 0).
 
     The converter gives a uint8 input the range the calibration images spanned: on darker
@@ -110,6 +110,8 @@ def _pixel_input(flatbuffer: bytes) -> bytes:
     QUANTIZE op that requantizes it to the int8 graph, so its own scale and zero point can be
     set to (1, 0) exactly: the QUANTIZE op then maps pixels onto the calibrated int8 range.
     """
+    if io_dtype != "uint8":
+        return flatbuffer
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 

@@ -36,8 +36,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; this script takes flags only")
     from keras_effnet import profile, scale
-    from keras_effnet.search import (PAPER, Candidate, _evaluate, coefficients, plot_accuracy,
-                                     references)
+    from keras_effnet.search import (PAPER, Candidate, coefficients, plot_accuracy, references,
+                                     train_candidate)
 
     runs = os.path.join(FLAGS.results, "compound_vs_single_runs")
     common = dict(resolution=FLAGS.resolution, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
@@ -51,8 +51,8 @@ def main(argv):
     anchor = profile(scale(phi=0, base=FLAGS.base, base_resolution=FLAGS.resolution)).macs
 
     def train_row(point, target, method):
-        row = _evaluate(point, FLAGS.base, FLAGS.data, FLAGS.resolution, FLAGS.seeds,
-                        FLAGS.epochs, FLAGS.batch_size, "short", "auto", runs)
+        row = train_candidate(point, FLAGS.base, FLAGS.data, FLAGS.resolution, FLAGS.seeds,
+                              FLAGS.epochs, FLAGS.batch_size, "short", "auto", runs)
         print(f"{target}x {method}: top-1 {row['val_top1_mean']:.3f} ± {row['val_top1_std']:.3f}",
               flush=True)
         return {**row, "target": target, "method": method, "macs_multiplier": row["macs"] / anchor}

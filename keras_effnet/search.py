@@ -276,8 +276,8 @@ def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: 
                      if t.params.get("candidate") == key and t.number < trial.number]
         if duplicate:  # another worker took it first: this one is not run twice
             raise optuna.TrialPruned(f"{key} is run by trial {duplicate[0].number}")
-        row = _evaluate(by_key[key], base_arg, data, resolution, seeds, epochs, batch_size,
-                        recipe, strategy, out)
+        row = train_candidate(by_key[key], base_arg, data, resolution, seeds, epochs,
+                              batch_size, recipe, strategy, out)
         for field, value in row.items():
             trial.set_user_attr(field, value)
         return row["val_top1_mean"]
@@ -333,7 +333,7 @@ def _continuous(optuna: Any, name: str, db: Any, base: Any, data: str, resolutio
         ratio = macs_multiplier(base, (point.alpha, point.beta, point.gamma), resolution)
         if abs(ratio / target - 1) > tolerance:
             raise optuna.TrialPruned(f"{point.key}: MACs x{ratio:.2f}")
-        row = _evaluate(point, base, data, resolution, seeds, epochs, batch_size, recipe,
+        row = train_candidate(point, base, data, resolution, seeds, epochs, batch_size, recipe,
                         strategy, out)
         for field, value in row.items():
             trial.set_user_attr(field, value)
@@ -385,11 +385,13 @@ def _finished(study_: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _evaluate(point: Candidate, base: Any, data: str, resolution: int, seeds: int,
-              epochs: int, batch_size: int, recipe: str, strategy: str,
-              out: str) -> dict[str, Any]:
-    """Train the point's network once per seed (a finished seed's summary is reused; a killed
-    one resumes from its last epoch) and summarise."""
+def train_candidate(point: Candidate, base: Any, data: str, resolution: int, seeds: int,
+                    epochs: int, batch_size: int, recipe: str, strategy: str,
+                    out: str) -> dict[str, Any]:
+    """Train the point's network once per seed into `out`/trials/<key>/seed<N> (a finished
+    seed's summary is reused; a killed one resumes from its last epoch) and summarise it as
+    a search.json row. What each search trial runs; public for benchmarks that train points
+    outside a search."""
     import json
 
     import numpy as np

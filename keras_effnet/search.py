@@ -334,7 +334,7 @@ def _continuous(optuna: Any, name: str, db: Any, base: Any, data: str, resolutio
         if abs(ratio / target - 1) > tolerance:
             raise optuna.TrialPruned(f"{point.key}: MACs x{ratio:.2f}")
         row = train_candidate(point, base, data, resolution, seeds, epochs, batch_size, recipe,
-                        strategy, out)
+                              strategy, out)
         for field, value in row.items():
             trial.set_user_attr(field, value)
         return row["val_top1_mean"]

@@ -19,7 +19,7 @@ from common import markdown_table, run, write_results
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("variants", ["lite0", "b0"], "variants to train and quantize")
-flags.DEFINE_string("data", "synthetic?train=1600&validation=400", "data spec (see README)")
+flags.DEFINE_string("data", "synthetic?train=1600&validation=400", "data spec (see docs/training.md)")
 flags.DEFINE_integer("resolution", 64, "training and export resolution")
 flags.DEFINE_integer("epochs", 25, "float training epochs (short recipe)")
 flags.DEFINE_integer("qat_epochs", 2, "quantization-aware fine-tuning epochs")

@@ -57,7 +57,7 @@ flags.DEFINE_bool("summary", False, "print the Keras layer summary")
 flags.DEFINE_string("data", "synthetic", "data spec: synthetic | folder:PATH | tfrecord:GLOB")
 flags.DEFINE_integer("epochs", 25, "training epochs")
 flags.DEFINE_integer("batch_size", 64, "global batch size (split across replicas)")
-flags.DEFINE_enum("recipe", "short", ["short", "paper"], "training recipe (see README)")
+flags.DEFINE_enum("recipe", "short", ["short", "paper"], "training recipe (see docs/training.md)")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "auto", "float16", "bfloat16"],

@@ -542,12 +542,12 @@ def fit_budget(base: Any = "efficientnet", alpha: float = ALPHA, beta: float = B
                          f"(φ = {low:.2f}: {value:,.4g})")
     fits, fits_config, fits_value = low, config, value
     high = max(low + 1.0, 1.0)
-    while True:  # grow until over the budget
-        value, config = measure(high)
-        if value > limit:
+    while True:  # grow until over the budget: φ = 1, 2, 4, 8, … (doubling from 0, not from
+        value, config = measure(high)  # the smallest valid φ, which may be −15: φ = 17
+        if value > limit:              # would not even build)
             break
         fits, fits_config, fits_value = high, config, value
-        high += max(1.0, high - low)
+        high += max(1.0, high - max(low, 0.0))
     while high - fits > precision:
         middle = (fits + high) / 2
         value, config = measure(middle)

@@ -49,7 +49,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name == "multi_worker":  # first: collectives must be set up before the runtime starts
         if "TF_CONFIG" not in os.environ:
             raise ValueError("strategy='multi_worker' needs the TF_CONFIG environment variable "
-                             "(cluster and task); see the README's distributed-training section")
+                             "(cluster and task); see docs/distributed.md")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":

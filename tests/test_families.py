@@ -20,7 +20,7 @@ from keras_effnet import profile, scale
 from keras_effnet.scaling import TABLE3, BaseNetwork, StageSpec
 
 # Where the paper's figure is not reached within 10 %, the measured ratio and why
-# (README "Other base networks"): keras.applications' ResNet-50 puts the stride on the first
+# (docs/bases.md): keras.applications' ResNet-50 puts the stride on the first
 # 1×1 conv (3.86 B at 224 px; 4.09 B with it on the 3×3, the paper's 4.1 B), and 4× the
 # blocks of [3, 4, 6, 3] is 3.72× the MACs here, where the paper's d=4 row is 3.95×.
 MISSED = {("resnet50", "d=4"): 0.885}

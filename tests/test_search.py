@@ -185,3 +185,13 @@ def test_a_continuous_search_with_tpe(tmp_path):
                    - 1) <= 0.15
     with pytest.raises(ValueError, match=r"sampler='tpe' draws its own points"):
         coefficients(TINY, DATA, sampler="tpe", points=["1.2,1.1,1.15"], out=str(tmp_path))
+
+
+def test_fit_budget_grows_phi_from_zero_not_from_the_smallest_network(capsys):
+    """The smallest valid φ of lite is about −15; the search for a budget near φ = 2 must
+    probe φ = 1, 2, 4 (doubling from 0), never φ = 17 (a network that does not build)."""
+    phi, _, measured = fit_budget("lite", macs=1.5e9, verbose=True)
+    probed = [float(line.split()[0].split("=")[1].rstrip(":")) for line in
+              capsys.readouterr().out.splitlines() if line.startswith("phi=")]
+    assert max(probed) <= 4.0, probed
+    assert 1 < phi < 4 and measured["value"] <= 1.5e9 < measured["limit"] + 1

@@ -536,12 +536,48 @@ def scale(
     """
     drop_path_rate = renamed_argument("drop_connect_rate", drop_connect_rate,
                                       "drop_path_rate", drop_path_rate, 0.2)
+    multipliers = {k: v for k, v in (("depth", depth), ("width", width),
+                                     ("resolution", resolution)) if v is not None}
+    rounding, base_net, res0 = _checked_arguments(
+        variant, phi, multipliers, base, base_resolution, drop_path_rate, bn_momentum,
+        {"alpha": alpha, "beta": beta, "gamma": gamma}, depth_rounding)
+    if variant is not None:
+        base_net, name, width, depth, resolution, dropout = _released(
+            variant, base, base_net, res0, dropout_rate)
+    elif multipliers:
+        name, width, depth, resolution, dropout = _explicit(multipliers, base_net, res0,
+                                                            dropout_rate)
+    else:
+        name, width, depth, resolution, dropout = _compound(phi, alpha, beta, gamma, base_net,
+                                                            res0, dropout_rate)
+    if depth_rounding is not None and depth_rounding != ("ceil" if variant else "nearest"):
+        name += f"-{depth_rounding}"  # another network than the default rounding's
+    _check_fraction("dropout_rate", dropout)
+    if resolution < MIN_RESOLUTION:
+        raise ValueError(f"resolution {resolution} < {MIN_RESOLUTION}; raise base_resolution")
+    stem, head, stages = _rounded_stages(base_net, width, depth, rounding)
+    return ModelConfig(
+        name=name, base=base_net.name, phi=None if phi is None else float(phi),
+        width=float(width), depth=float(depth), resolution=resolution,
+        dropout_rate=float(dropout), drop_path_rate=float(drop_path_rate),
+        activation=base_net.activation, stem_filters=stem, head_filters=head,
+        stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum),
+        bn_epsilon=base_net.bn_epsilon, stem=base_net.stem, stem_kernel=base_net.stem_kernel,
+        conv_bias=base_net.conv_bias)
+
+
+# `scale`'s steps, in the order a reader thinks in: check the arguments and resolve the base,
+# resolve the multipliers (a released variant's, explicit ones, or φ's), round the stages.
+
+def _checked_arguments(variant: Any, phi: Any, multipliers: dict[str, Any], base: Any,
+                       base_resolution: Any, drop_path_rate: Any, bn_momentum: Any,
+                       coefficients: dict[str, Any], depth_rounding: Any
+                       ) -> tuple[str, BaseNetwork, int]:
+    """Validate `scale`'s arguments; (depth rounding, base network, φ = 0 resolution)."""
     rounding = depth_rounding or ("ceil" if variant is not None else "nearest")
     if rounding not in ("nearest", "ceil"):
         raise ValueError(f"depth_rounding={depth_rounding!r}; accepted: None, 'nearest' or "
                          "'ceil'")
-    multipliers = {k: v for k, v in (("depth", depth), ("width", width),
-                                     ("resolution", resolution)) if v is not None}
     given = [name for name, value in (("variant", variant), ("phi", phi)) if value is not None]
     if multipliers:
         given.append(", ".join(multipliers))
@@ -562,7 +598,6 @@ def scale(
     _check_fraction("drop_path_rate", drop_path_rate)
     if not _is_real(bn_momentum) or not 0 < bn_momentum < 1:
         raise ValueError(f"bn_momentum={bn_momentum!r}; accepted: a number in (0, 1)")
-    coefficients = {"alpha": alpha, "beta": beta, "gamma": gamma}
     for label, value in coefficients.items():
         if not _is_real(value) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{label}={value!r}; accepted: a finite number > 0 "
@@ -574,61 +609,79 @@ def scale(
         raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} applies only "
                          "with phi; " + (f"variant {variant!r} has published coefficients"
                                          if key else "the multipliers are explicit"))
+    return rounding, base_net, res0
 
-    if variant is not None:
-        key = _variant_key(variant)
-        v = VARIANTS[key]
-        if base != "efficientnet" and _resolve_base(base).name != v.base:
-            raise ValueError(f"variant {variant!r} has base {v.base!r}, but base={base!r} was "
-                             "given; leave `base` out when naming a variant")
-        base_net = BASES[v.base]
-        name = f"efficientnet-{key}"
-        width, depth, phi_value = v.width, v.depth, None
-        resolution = int(round(v.resolution * res0 / base_net.resolution))
-        dropout = v.dropout_rate if dropout_rate is None else dropout_rate
-    else:
-        # EfficientNet's own bases (and custom tables) keep the family name in front.
-        prefix = (f"{base_net.name}-" if base_net.name in FAMILIES else
-                  "efficientnet-" + ("" if base_net.name == "efficientnet" else
-                                     f"{base_net.name}-"))
-        if multipliers:
-            depth, width = multipliers.get("depth", 1.0), multipliers.get("width", 1.0)
-            exact_res = res0 * multipliers.get("resolution", 1.0)
-            what = ", ".join(f"{k}={v!r}" for k, v in multipliers.items())
-            name = prefix + "-".join(f"{k[0]}{v:g}" for k, v in
-                                                    multipliers.items())
-            phi_value = None
-            dropout = base_net.dropout if dropout_rate is None else dropout_rate
-        else:
-            if not _is_real(phi) or not math.isfinite(phi):
-                raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, "
-                                 "-1)")
-            try:
-                depth, width = alpha ** phi, beta ** phi
-                exact_res = res0 * gamma ** phi
-            except OverflowError:
-                raise ValueError(f"phi={phi!r} overflows the scaling coefficients") from None
-            if not all(math.isfinite(x) and x > 0 for x in (depth, width, exact_res)):
-                raise ValueError(f"phi={phi!r} gives depth={depth}, width={width}, "
-                                 f"resolution={exact_res}; accepted: a φ that keeps them "
-                                 "finite")
-            what, name = f"phi={phi!r}", f"{prefix}phi{phi:g}"
-            phi_value = float(phi)
-            grown = base_net.dropout + base_net.dropout_per_phi * phi
-            dropout = (min(0.5, max(base_net.dropout, grown)) if base_net.dropout_per_phi
-                       else base_net.dropout) if dropout_rate is None else dropout_rate
-        resolution = int(round(exact_res / DIVISOR)) * DIVISOR
-        if resolution < MIN_RESOLUTION:
-            lowest = (math.log(MIN_RESOLUTION / res0) / math.log(gamma)
-                      if gamma != 1 and not multipliers else None)
-            hint = f"; the smallest φ for this base is about {lowest:.2f}" if lowest else ""
-            raise ValueError(f"{what} gives resolution {resolution} < {MIN_RESOLUTION}{hint}")
-    if depth_rounding is not None and depth_rounding != ("ceil" if variant else "nearest"):
-        name += f"-{depth_rounding}"  # another network than the default rounding's
-    _check_fraction("dropout_rate", dropout)
+
+def _released(variant: str, base: Any, base_net: BaseNetwork, res0: int,
+              dropout_rate: float | None) -> tuple[BaseNetwork, str, float, float, int, float]:
+    """A released variant's base, name, width, depth, resolution and dropout (its resolution
+    scaled by the same factor as the base's when `base_resolution` is given)."""
+    key = _variant_key(variant)
+    v = VARIANTS[key]
+    if base != "efficientnet" and base_net.name != v.base:
+        raise ValueError(f"variant {variant!r} has base {v.base!r}, but base={base!r} was "
+                         "given; leave `base` out when naming a variant")
+    base_net = BASES[v.base]
+    resolution = int(round(v.resolution * res0 / base_net.resolution))
+    return (base_net, f"efficientnet-{key}", v.width, v.depth, resolution,
+            v.dropout_rate if dropout_rate is None else dropout_rate)
+
+
+def _name_prefix(base_net: BaseNetwork) -> str:
+    """EfficientNet's own bases (and custom tables) keep the family name in front."""
+    return (f"{base_net.name}-" if base_net.name in FAMILIES else
+            "efficientnet-" + ("" if base_net.name == "efficientnet" else f"{base_net.name}-"))
+
+
+def _explicit(multipliers: dict[str, float], base_net: BaseNetwork, res0: int,
+              dropout_rate: float | None) -> tuple[str, float, float, int, float]:
+    """Name, width, depth, resolution and dropout of explicit depth/width/resolution
+    multipliers (those left out are 1)."""
+    name = _name_prefix(base_net) + "-".join(f"{k[0]}{v:g}" for k, v in multipliers.items())
+    what = ", ".join(f"{k}={v!r}" for k, v in multipliers.items())
+    resolution = _rounded_resolution(res0 * multipliers.get("resolution", 1.0), what, None)
+    return (name, multipliers.get("width", 1.0), multipliers.get("depth", 1.0), resolution,
+            base_net.dropout if dropout_rate is None else dropout_rate)
+
+
+def _compound(phi: Any, alpha: float, beta: float, gamma: float, base_net: BaseNetwork,
+              res0: int, dropout_rate: float | None) -> tuple[str, float, float, int, float]:
+    """Name, width, depth, resolution and dropout of compound scaling (Eq. 3): depth α^φ,
+    width β^φ, resolution γ^φ; dropout grown with φ where the base says so."""
+    if not _is_real(phi) or not math.isfinite(phi):
+        raise ValueError(f"phi={phi!r}; accepted: a finite real number (e.g. 0, 1.5, -1)")
+    try:
+        depth, width = alpha ** phi, beta ** phi
+        exact_res = res0 * gamma ** phi
+    except OverflowError:
+        raise ValueError(f"phi={phi!r} overflows the scaling coefficients") from None
+    if not all(math.isfinite(x) and x > 0 for x in (depth, width, exact_res)):
+        raise ValueError(f"phi={phi!r} gives depth={depth}, width={width}, "
+                         f"resolution={exact_res}; accepted: a φ that keeps them finite")
+    lowest = math.log(MIN_RESOLUTION / res0) / math.log(gamma) if gamma != 1 else None
+    resolution = _rounded_resolution(exact_res, f"phi={phi!r}", lowest)
+    grown = base_net.dropout + base_net.dropout_per_phi * phi
+    dropout = (min(0.5, max(base_net.dropout, grown)) if base_net.dropout_per_phi
+               else base_net.dropout) if dropout_rate is None else dropout_rate
+    return f"{_name_prefix(base_net)}phi{phi:g}", width, depth, resolution, dropout
+
+
+def _rounded_resolution(exact: float, what: str, lowest_phi: float | None) -> int:
+    """`exact` to the nearest multiple of DIVISOR, at least MIN_RESOLUTION (else an error
+    naming `what` gave it, and the smallest φ when known)."""
+    resolution = int(round(exact / DIVISOR)) * DIVISOR
     if resolution < MIN_RESOLUTION:
-        raise ValueError(f"resolution {resolution} < {MIN_RESOLUTION}; raise base_resolution")
+        hint = (f"; the smallest φ for this base is about {lowest_phi:.2f}" if lowest_phi
+                else "")
+        raise ValueError(f"{what} gives resolution {resolution} < {MIN_RESOLUTION}{hint}")
+    return resolution
 
+
+def _rounded_stages(base_net: BaseNetwork, width: float, depth: float, rounding: str
+                    ) -> tuple[int, int, list[StageSpec]]:
+    """Stem width, head width and stage rows of `base_net` scaled by `width` and `depth`:
+    channels to multiples of 8 as the reference rounds them, repeats by `rounding` (Lite keeps
+    its stem, head and first and last stages' repeats)."""
     fixed = base_net.fix_stem_head
     stem = base_net.stem_filters if fixed else round_filters(base_net.stem_filters, width)
     head = base_net.head_filters
@@ -644,13 +697,7 @@ def scale(
         # The real tensor decides filters_in (Lite declares a scaled width the fixed stem lacks).
         stages.append(dataclasses.replace(s, repeats=repeats, filters_in=feeding, filters_out=out))
         feeding = out
-    return ModelConfig(
-        name=name, base=base_net.name, phi=phi_value, width=float(width), depth=float(depth),
-        resolution=resolution, dropout_rate=float(dropout), drop_path_rate=float(drop_path_rate),
-        activation=base_net.activation, stem_filters=stem, head_filters=head,
-        stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum),
-        bn_epsilon=base_net.bn_epsilon, stem=base_net.stem, stem_kernel=base_net.stem_kernel,
-        conv_bias=base_net.conv_bias)
+    return stem, head, stages
 
 
 def with_training(config: ModelConfig, *, dropout_rate: float | None = None,

@@ -266,27 +266,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     keras.mixed_precision.set_global_policy(policy)
     try:
         with dist.scope():
-            # The recipe's regularisation, set at build time; batch statistics over the global
-            # batch, as the reference's cross-replica TPU batch norm.
-            net = build(config, num_classes=dataset.num_classes,
-                        input_shape=(resolution, resolution, 3),
-                        dropout_rate=recipe.dropout_rate, drop_path_rate=recipe.drop_path_rate,
-                        bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1,
-                        weights=weights, skip_head=skip_head)
-            config = net.effnet_config
-            net.class_names = dataset.class_names  # saved with the model: labels inside
-            if recipe.zero_init and (weights is None or skip_head):
-                zero_init(net, config, blocks=weights is None)
-            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-            if dataset.num_classes > 5:
-                metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
-            net.compile(optimizer=make_optimizer(recipe, batch_size, steps, epochs, net),
-                        loss=keras.losses.CategoricalCrossentropy(
-                            label_smoothing=recipe.label_smoothing),
-                        metrics=metrics)
-            # Keras builds the optimizer in the first traced step when no strategy is set,
-            # and a step that creates variables is traced twice: build it here, traced once.
-            net.optimizer.build(net.trainable_variables)
+            net = _compiled(config, dataset, resolution, recipe, replicas, batch_size, steps,
+                            epochs, weights, skip_head)
+        config = net.effnet_config
         # One folder per worker, side by side (a worker's folder nested in the chief's raced
         # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
@@ -298,17 +280,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             # fine-tuning: the starting weights (absent before training from scratch)
             "weights": None if source is None else [source, skip_head]})
         history = os.path.join(write_dir, "history.csv")
-        # At an epoch's end, in this order: its history row (a backed-up epoch has one), the
-        # backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored).
-        callbacks = [HistoryCSV(history),
-                     AtomicBackup(backup)]
-        if recipe.ema_decay is not None:
-            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        callbacks += [BestCheckpoint(os.path.join(write_dir, "best.keras")),
-                      keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
         started = time.time()
         net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
-                callbacks=callbacks, verbose=verbose, shuffle=False)  # tf.data shuffles
+                callbacks=_callbacks(recipe, history, backup, write_dir), verbose=verbose,
+                shuffle=False)  # tf.data shuffles
         fit_seconds = time.time() - started
         # fit() has copied the EMA weights into the model when the recipe uses EMA.
         scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
@@ -318,10 +293,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     summary = {
         "model": net.name, "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
         "data": dataset.describe(), "epochs": epochs, "global_batch_size": batch_size,
-        "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})", "mixed_precision": policy,
-        "seed": seed, "validation": {k: float(v) for k, v in scores.items()},
-        "initial_weights": source,
-        "fit_seconds_this_run": round(fit_seconds, 2),
+        "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})",
+        "mixed_precision": policy, "seed": seed,
+        "validation": {k: float(v) for k, v in scores.items()},
+        "initial_weights": source, "fit_seconds_this_run": round(fit_seconds, 2),
         "history": read_history(history),
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
                       "history": "history.csv", "tensorboard": "logs"},
@@ -330,6 +305,43 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     return summary
+
+
+# `train`'s steps beyond checking its arguments and opening the data.
+
+def _compiled(config: ModelConfig, dataset: Any, resolution: int, recipe: Recipe, replicas: int,
+              batch_size: int, steps: int, epochs: int, weights: Any, skip_head: bool) -> Any:
+    """The model to fit, built and compiled in the strategy's scope: the recipe's
+    regularisation set at build time, batch statistics over the global batch (as the
+    reference's cross-replica TPU batch norm), the data's class names, and the optimizer
+    built before the first step."""
+    net = build(config, num_classes=dataset.num_classes, input_shape=(resolution, resolution, 3),
+                dropout_rate=recipe.dropout_rate, drop_path_rate=recipe.drop_path_rate,
+                bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1,
+                weights=weights, skip_head=skip_head)
+    net.class_names = dataset.class_names  # saved with the model: labels inside
+    if recipe.zero_init and (weights is None or skip_head):
+        zero_init(net, net.effnet_config, blocks=weights is None)
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if dataset.num_classes > 5:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+    net.compile(optimizer=make_optimizer(recipe, batch_size, steps, epochs, net),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                metrics=metrics)
+    # Keras builds the optimizer in the first traced step when no strategy is set, and a step
+    # that creates variables is traced twice: build it here, traced once.
+    net.optimizer.build(net.trainable_variables)
+    return net
+
+
+def _callbacks(recipe: Recipe, history: str, backup: str, write_dir: str) -> list[Any]:
+    """At an epoch's end, in this order: its history row (a backed-up epoch has one), the
+    backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored)."""
+    callbacks = [HistoryCSV(history), AtomicBackup(backup)]
+    if recipe.ema_decay is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    return callbacks + [BestCheckpoint(os.path.join(write_dir, "best.keras")),
+                        keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
 
 
 def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,

@@ -137,21 +137,33 @@ def input_normalization(dtype: str, quantization: tuple[float, int]) -> tuple[fl
     return float(-zero * scale) + 0.0, float(scale)
 
 
-def _tensor_info(flatbuffer: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from ai_edge_litert.interpreter import Interpreter
+def _tensor_info(model: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The input and the outputs (name, shape, dtype, quantization) of a parsed model's graph."""
+    from tensorflow.lite.tools.flatbuffer_utils import type_to_name
 
-    interpreter = Interpreter(model_content=flatbuffer)
-    return interpreter.get_input_details()[0], interpreter.get_output_details()
+    graph = model.subgraphs[0]
+
+    def details(index: int) -> dict[str, Any]:
+        tensor = graph.tensors[index]
+        params = tensor.quantization
+        scale = params.scale if params is not None and params.scale is not None else [0.0]
+        zero = (params.zeroPoint if params is not None and params.zeroPoint is not None
+                else [0])
+        return {"name": tensor.name.decode(), "shape": [int(v) for v in tensor.shape],
+                "dtype": type_to_name(tensor.type).lower(),
+                "quantization": (float(scale[0]), int(zero[0]))}
+
+    return details(int(graph.inputs[0])), [details(int(i)) for i in graph.outputs]
 
 
-def metadata_table(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | None,
+def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
                    probabilities: bool) -> tuple[_Table, dict[str, Any]]:
-    """The `ModelMetadata` of an image classifier for this flatbuffer, and what it says."""
-    image, outputs = _tensor_info(flatbuffer)
+    """The `ModelMetadata` of an image classifier for this parsed model, and what it says."""
+    image, outputs = _tensor_info(model)
     if len(image["shape"]) != 4 or image["shape"][-1] != 3:
         raise ValueError(f"image-classifier metadata needs one (1, H, W, 3) RGB input; the "
                          f"model takes {list(image['shape'])}")
-    dtype = np.dtype(image["dtype"]).name
+    dtype = image["dtype"]
     mean, std = input_normalization(dtype, image["quantization"])
     height, width = (int(v) for v in image["shape"][1:3])
     classes = int(outputs[0]["shape"][-1])
@@ -207,9 +219,9 @@ def with_metadata(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | N
 
     if labels is not None:
         labels = check_labels(labels)
-    root, said = metadata_table(flatbuffer, info, labels, probabilities)
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(strip_associated_files(
-        flatbuffer)))
+        flatbuffer)))  # parsed once: read for the metadata, then rewritten with it
+    root, said = metadata_table(model, info, labels, probabilities)
     entries = [m for m in (model.metadata or []) if m.name.decode() != METADATA_BUFFER]
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(encode_metadata(root), np.uint8)

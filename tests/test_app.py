@@ -358,3 +358,11 @@ def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
                    f"--out={tmp_path / 'c.tflite'}")
     assert wrong.returncode == 2 and "2 labels for a model whose outputs" in wrong.stderr
     assert not (tmp_path / "c.tflite").exists()
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 1.5, True])
+def test_predict_refuses_a_bad_top_k(top_k, tmp_path):
+    from keras_effnet.export.predict import predict
+
+    with pytest.raises(ValueError, match=rf"top_k={top_k!r}; accepted: an integer >= 1"):
+        predict(str(tmp_path / "m.tflite"), [str(tmp_path)], top_k=top_k)

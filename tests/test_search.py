@@ -195,3 +195,10 @@ def test_fit_budget_grows_phi_from_zero_not_from_the_smallest_network(capsys):
               capsys.readouterr().out.splitlines() if line.startswith("phi=")]
     assert max(probed) <= 4.0, probed
     assert 1 < phi < 4 and measured["value"] <= 1.5e9 < measured["limit"] + 1
+
+
+@pytest.mark.parametrize("grace", [0, -5, 2.5, True])
+def test_a_bad_grace_period_is_refused_before_anything_runs(grace, tmp_path):
+    with pytest.raises(ValueError, match=rf"grace_period={grace!r}; accepted: seconds"):
+        coefficients(TINY, DATA, out=str(tmp_path / "s"), **{**SEARCH, "grace_period": grace})
+    assert not (tmp_path / "s").exists()

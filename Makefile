@@ -10,7 +10,7 @@ VENV   := .venv
 CLIENT := mediapipe==1.2.3
 STAMP  := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test test-large setup postgres clean
+.PHONY: quickstart test test-large setup postgres browser clean
 
 setup: $(STAMP)
 
@@ -33,14 +33,30 @@ postgres:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
 	  >/dev/null; }
 
+# The web app's tests (tests/test_browser.py) open its page in a real browser: Debian's
+# chromium, headless, installed here when missing; and the pinned MediaPipe web runtime
+# (TASKS_VISION_VERSION in export/webapp.py), `npm pack`ed once into .cache/ (npm: Debian's,
+# installed when missing). Nothing of the runtime is committed.
+TASKS_VISION := $(shell sed -n 's/^TASKS_VISION_VERSION = "\([^"]*\)".*/\1/p' export/webapp.py)
+RUNTIME_TGZ  := .cache/tasks-vision/mediapipe-tasks-vision-$(TASKS_VISION).tgz
+browser: $(RUNTIME_TGZ)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	  >/dev/null; }
+
+$(RUNTIME_TGZ):
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	mkdir -p $(dir $@) && cd $(dir $@) && npm pack --silent @mediapipe/tasks-vision@$(TASKS_VISION)
+
 # Two pytest-xdist workers: much of a test's time is single-threaded graph tracing. Tests that
 # share a trained model stay in one worker (--dist loadgroup, see tests/conftest.py).
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser
 	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup -m "not large" $(ARGS)
 
 # Everything, the `large` tier included (trained b0, benchmark runs): before resolving an
 # issue that touches them.
-test-large: $(STAMP) postgres
+test-large: $(STAMP) postgres browser
 	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup $(ARGS)
 
 clean:

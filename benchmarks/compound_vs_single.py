@@ -36,23 +36,22 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; this script takes flags only")
     from keras_effnet import profile, scale
-    from keras_effnet.search import (PAPER, Candidate, coefficients, plot_accuracy, references,
-                                     train_candidate)
+    from keras_effnet.search import (PAPER, Candidate, ProxyTraining, coefficients,
+                                     plot_accuracy, references, train_candidate)
 
     runs = os.path.join(FLAGS.results, "compound_vs_single_runs")
-    common = dict(resolution=FLAGS.resolution, seeds=FLAGS.seeds, epochs=FLAGS.epochs,
-                  batch_size=FLAGS.batch_size)
+    training = ProxyTraining(resolution=FLAGS.resolution, seeds=FLAGS.seeds,
+                             epochs=FLAGS.epochs, batch_size=FLAGS.batch_size)
     print("step 1: the search (2x: its reference rows and grid candidates)", flush=True)
     search = coefficients(FLAGS.base, FLAGS.data, max_trials=FLAGS.max_trials, out=runs,
-                          **common)
+                          training=training)
     found = max((r for r in search["trials"] if r["role"] == "candidate"),
                 key=lambda r: r["val_top1_mean"])
     searched = (found["alpha"], found["beta"], found["gamma"])
     anchor = profile(scale(phi=0, base=FLAGS.base, base_resolution=FLAGS.resolution)).macs
 
     def train_row(point, target, method):
-        row = train_candidate(point, FLAGS.base, FLAGS.data, FLAGS.resolution, FLAGS.seeds,
-                              FLAGS.epochs, FLAGS.batch_size, "short", "auto", runs)
+        row = train_candidate(point, FLAGS.base, FLAGS.data, training, runs)
         print(f"{target}x {method}: top-1 {row['val_top1_mean']:.3f} ± {row['val_top1_std']:.3f}",
               flush=True)
         return {**row, "target": target, "method": method, "macs_multiplier": row["macs"] / anchor}
@@ -82,7 +81,9 @@ def main(argv):
     paths = write_results(FLAGS.results, "compound_vs_single", rows,
                           markdown_table(table, COLUMNS) + notes,
                           settings={"base": FLAGS.base, "data": FLAGS.data,
-                                    **common, "searched": searched},
+                                    "resolution": training.resolution, "seeds": training.seeds,
+                                    "epochs": training.epochs,
+                                    "batch_size": training.batch_size, "searched": searched},
                           plot="compound_vs_single.png")
     plot_accuracy(rows, os.path.join(FLAGS.results, "compound_vs_single.png"), by="method",
                   groups=("baseline", "compound (paper)", "depth", "width", "resolution",

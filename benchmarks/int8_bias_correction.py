@@ -17,16 +17,13 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from common import markdown_table, run, write_results
+from common import (check_trained_flags, define_trained_flags, markdown_table, run,
+                    write_results)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("trained", [], "trained .keras models to measure too")
-flags.DEFINE_string("calibration", None, "with --trained: data spec whose train split "
-                    "calibrates")
-flags.DEFINE_string("verify_data", None, "with --trained: data spec whose validation split "
-                    "measures")
+define_trained_flags()
 flags.DEFINE_integer("calibration_steps", 100, "with --trained: calibration images")
 flags.DEFINE_integer("verify_count", 2000, "with --trained: images measured")
 flags.DEFINE_string("results", "benchmarks/results", "where the tables go")
@@ -104,12 +101,7 @@ def trained_rows(folder):
 def main(argv):
     import tempfile
 
-    if FLAGS.trained and not (FLAGS.calibration and FLAGS.verify_data):
-        raise app.UsageError("--trained needs --calibration=SPEC and --verify_data=SPEC (the data "
-                         "the models were trained on; nothing is invented)")
-    missing = [p for p in FLAGS.trained if not os.path.isfile(p)]
-    if missing:
-        raise app.UsageError(f"--trained: no such file(s): {missing}")
+    check_trained_flags()
     with tempfile.TemporaryDirectory() as folder:
         rows = real_lite0_rows(folder) + trained_rows(folder)
     markdown = ("### int8 PTQ with and without bias correction (same run, LiteRT)\n\n"

@@ -6,10 +6,15 @@ For each variant (random weights: latency does not depend on them) the script bu
 `keras_effnet.export.to_tflite` / `to_onnx` (wall time of the whole verified export, file size)
 and times each artifact in its real runtime with 1 and 2 threads. keras.applications
 EfficientNet (weights=None) at the same resolution goes through the same steps in the same run,
-so ours/theirs ratios are not skewed by machine load. Timings of all models for one
+so ours/theirs ratios are not skewed by machine load (EfficientNetV2 too: `--variants=v2-b0
+--keras_applications=v2-b0` measures EfficientNetV2B0). Timings of all models for one
 (mode, threads) are interleaved run by run (A, B, C, A, B, C, ...) for the same reason, and
 reported as the median (typical) and the minimum (least disturbed by other processes).
 Writes `results/latency.md`, `.json` and `latency.png` (latency vs MACs, log axes).
+`--shared_weights` gives ours the keras.applications twin's weights (copied by layer name: the
+same function) and `--logits` drops the softmax from every model, so that each artifact's SQNR
+against its Keras model (a column of the artifacts table) compares the two graphs, not two
+random initialisations squashed to a near-uniform softmax.
 
     python benchmarks/latency.py --variants=lite0,b0 --resolution=224 --keras_applications=b0
 """
@@ -37,7 +42,12 @@ flags.DEFINE_integer("resolution", None, "input size for every model (default: e
 flags.DEFINE_list("modes", list(MODES), f"runtimes to measure, from: {', '.join(MODES)}")
 flags.DEFINE_list("threads", ["1", "2"], "interpreter / onnxruntime intra-op thread counts")
 flags.DEFINE_list("keras_applications", ["b0"], "keras.applications EfficientNet variants "
-                  "(b0..b7, weights=None) measured beside ours at the same resolution; empty: none")
+                  "(b0..b7, v2-b0..v2-b3, v2-s, v2-m, v2-l; weights=None) measured beside ours "
+                  "at the same resolution; empty: none")
+flags.DEFINE_bool("shared_weights", False, "ours takes the weights of the keras.applications "
+                  "model of the same variant (by layer name), so both compute the same function")
+flags.DEFINE_bool("logits", False, "build every model without its softmax "
+                  "(classifier_activation=None): SQNR then measures the logits")
 flags.DEFINE_integer("runs", 60, "timed single-image runs per model and mode (median and min "
                      "reported)")
 flags.DEFINE_integer("batch_runs", 6, "timed runs of the Keras batch-32 call")
@@ -51,6 +61,10 @@ flags.DEFINE_string("artifacts", None, "keep exported files here (default: a tem
 flags.DEFINE_string("results", "benchmarks/results", "where the tables and plot go")
 flags.DEFINE_bool("plot", True, "write latency.png")
 
+# keras.applications' constructor of each variant --keras_applications accepts
+KERAS_APPLICATIONS = {**{f"b{i}": f"EfficientNetB{i}" for i in range(8)},
+                      **{f"v2-{v}": f"EfficientNetV2{v.upper()}"
+                         for v in ("b0", "b1", "b2", "b3", "s", "m", "l")}}
 # Random weights make a quantized model's top-1 agree with Keras only by chance: record the
 # agreement, do not fail on it. Float artifacts keep the package's strict thresholds.
 QUANTIZED_THRESHOLDS = {"min_decisive_agreement": None, "min_sqnr_db": None,
@@ -77,9 +91,10 @@ def check_flags():
     unknown = [v for v in FLAGS.variants if v not in VARIANTS]
     if unknown:
         raise app.UsageError(f"--variants: unknown {unknown}; accepted: {', '.join(VARIANTS)}")
-    apps = [v for v in FLAGS.keras_applications if v not in [f"b{i}" for i in range(8)]]
+    apps = [v for v in FLAGS.keras_applications if v not in KERAS_APPLICATIONS]
     if apps:
-        raise app.UsageError(f"--keras_applications: unknown {apps}; accepted: b0..b7")
+        raise app.UsageError(f"--keras_applications: unknown {apps}; accepted: "
+                             f"{', '.join(KERAS_APPLICATIONS)}")
     if FLAGS.resolution is not None and FLAGS.resolution < 32:
         raise app.UsageError(f"--resolution={FLAGS.resolution}; accepted: ≥ 32")
     if min(FLAGS.runs, FLAGS.batch_runs) < 1:
@@ -93,16 +108,34 @@ def models_to_measure():
 
     import keras_effnet
 
-    specs = []
+    specs, theirs = [], {}
+    activation = None if FLAGS.logits else "softmax"
+
+    def reference(variant, r):  # one keras.applications model per variant, also ours' source
+        if variant not in theirs:
+            keras.utils.set_random_seed(0)
+            constructor = getattr(keras.applications, KERAS_APPLICATIONS[variant])
+            theirs[variant] = constructor(weights=None, input_shape=(r, r, 3),
+                                          classifier_activation=activation)
+        return theirs[variant]
+
+    def ours(variant, r):
+        model = keras_effnet.build(variant, input_shape=(r, r, 3),
+                                   classifier_activation=activation)
+        if FLAGS.shared_weights and variant in FLAGS.keras_applications:
+            source = reference(variant, r)
+            for layer in model.layers:
+                if layer.weights:
+                    layer.set_weights(source.get_layer(layer.name).get_weights())
+        return model
+
     for variant in FLAGS.variants:
         r = FLAGS.resolution or keras_effnet.scale(variant).resolution
-        specs.append((variant, "keras_effnet", variant, r,
-                      lambda v=variant, r=r: keras_effnet.build(v, input_shape=(r, r, 3))))
+        specs.append((variant, "keras_effnet", variant, r, lambda v=variant, r=r: ours(v, r)))
     for variant in FLAGS.keras_applications:
         r = FLAGS.resolution or keras_effnet.scale(variant).resolution
-        constructor = getattr(keras.applications, f"EfficientNet{variant.upper()}")
         specs.append((f"keras.applications {variant.upper()}", "keras.applications", variant, r,
-                      lambda c=constructor, r=r: c(weights=None, input_shape=(r, r, 3))))
+                      lambda v=variant, r=r: reference(v, r)))
     return specs
 
 
@@ -149,7 +182,7 @@ def export(model, mode, folder, stem, calibration):
     fields.update(export_s=round(time.perf_counter() - started, 2),
                   size_bytes=os.path.getsize(path),
                   top1_agreement=report.get("top1_agreement"),
-                  max_abs_diff=report.get("max_abs_diff"))
+                  max_abs_diff=report.get("max_abs_diff"), sqnr_db=report.get("sqnr_db"))
     return path, fields
 
 
@@ -266,6 +299,13 @@ def pair(row):
     return f"{fmt(row['latency_ms'])} / {fmt(row['latency_min_ms'])}"
 
 
+def _pair_db(ours, theirs):
+    """'ours / theirs' SQNR of two artifacts against their Keras models; None for Keras rows."""
+    if ours.get("sqnr_db") is None or theirs.get("sqnr_db") is None:
+        return None
+    return f"{ours['sqnr_db']:.1f} / {theirs['sqnr_db']:.1f}"
+
+
 def summarize(rows, threads):
     def mb(value):
         return round(value / 1e6, 2) if value else None
@@ -289,7 +329,8 @@ def summarize(rows, threads):
                 continue
             line = {"model": model, "mode": mode, "size MB": mb(found[0].get("size_bytes")),
                     "trace s": found[0].get("trace_s"), "export s": found[0].get("export_s"),
-                    "top-1 vs Keras": found[0].get("top1_agreement")}
+                    "top-1 vs Keras": found[0].get("top1_agreement"),
+                    "SQNR dB": found[0].get("sqnr_db")}
             for r in found:
                 if r.get("threads"):
                     line[f"ms, {r['threads']} thr (median / min)"] = pair(r)
@@ -300,7 +341,7 @@ def summarize(rows, threads):
         columns += [f"ms, {t} thr (median / min)" for t in threads]
         columns += [f"img/s, {t} thr" for t in threads]
         parts.append("### Exported artifacts (single image; trace s = the one SavedModel "
-                     "export per model, export s = verified to_tflite / to_onnx from it)\n\n" + markdown_table(table, columns + ["top-1 vs Keras"]))
+                     "export per model, export s = verified to_tflite / to_onnx from it)\n\n" + markdown_table(table, columns + ["top-1 vs Keras", "SQNR dB"]))
 
     def lookup(model, mode, t):
         for r in rows:
@@ -352,14 +393,15 @@ def summarize(rows, threads):
                            "ours/theirs throughput": ratio(1, lat),
                            "(min)": ratio(1, best),
                            "ours/theirs size": ratio(r.get("size_bytes"),
-                                                     other.get("size_bytes"))})
+                                                     other.get("size_bytes")),
+                           "SQNR dB ours / theirs": _pair_db(r, other)})
     if versus:
         parts.append("### Ours vs keras.applications (same resolution, same run; target: "
                      "throughput ≥ 1.0×)\n\n" +
                      markdown_table(versus, ["ours", "theirs", "mode", "threads",
                                              "ours ms", "theirs ms", "ours/theirs latency",
                                              "ours/theirs throughput", "(min)",
-                                             "ours/theirs size"]))
+                                             "ours/theirs size", "SQNR dB ours / theirs"]))
     errors = [r for r in rows if r.get("error")]
     if errors:
         seen = {}
@@ -442,7 +484,11 @@ def main(argv):
                          f"of {row['batch']}")
 
     markdown = summarize(rows, threads)
-    markdown += (f"\n\nRandom weights; int8 calibrated on {FLAGS.calibration_images} "
+    markdown += ("\n\nRandom weights" + (" (ours: the keras.applications model's of the "
+                                          "same variant, copied by layer name)"
+                                          if FLAGS.shared_weights else "")
+                 + ("; every model outputs logits (SQNR of the logits)" if FLAGS.logits else "")
+                 + f"; int8 calibrated on {FLAGS.calibration_images} "
                  f"{FLAGS.calibration} images; each export verified on {FLAGS.verify_images} "
                  f"images. Medians of {FLAGS.runs} single-image runs "
                  + (f"({FLAGS.batch_runs} for batch 32) " if "keras_b32" in FLAGS.modes else "")
@@ -462,6 +508,7 @@ def main(argv):
                   flags={"variants": FLAGS.variants, "resolution": FLAGS.resolution,
                          "modes": FLAGS.modes, "threads": threads,
                          "keras_applications": FLAGS.keras_applications, "runs": FLAGS.runs,
+                         "shared_weights": FLAGS.shared_weights, "logits": FLAGS.logits,
                          "batch_runs": FLAGS.batch_runs, "calibration": FLAGS.calibration,
                          "calibration_images": FLAGS.calibration_images,
                          "verify_images": FLAGS.verify_images},

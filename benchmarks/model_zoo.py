@@ -1,6 +1,7 @@
 """Model zoo: every released variant and every compound-scaling φ, counted beside the paper.
 
-For each released variant (b0..b7, lite0..lite4) a row holds its width, depth and resolution,
+For each released variant (b0..b7, lite0..lite4, EfficientNetV2's v2-b0..v2-b3, v2-s, v2-m,
+v2-l) a row holds its width, depth and resolution,
 its trainable parameters and multiply-adds counted analytically by `keras_effnet.profile` from
 the resolved config (no TensorFlow graph is built), and the published figures beside them with
 measured/published ratios. For each φ (Eq. 3 of the paper, `scale(phi=φ)`) the reference is the
@@ -22,7 +23,8 @@ from common import markdown_table, parse_phi, run, validate_phi_flag, write_resu
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("variants", ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7",
-                               "lite0", "lite1", "lite2", "lite3", "lite4"],
+                               "lite0", "lite1", "lite2", "lite3", "lite4", "v2-b0", "v2-b1",
+                               "v2-b2", "v2-b3", "v2-s", "v2-m", "v2-l"],
                   "released variants to count (empty: none)")
 flags.DEFINE_list("phi", [str(p) for p in range(-1, 8)],
                   "compound-scaling coefficients φ to count (numbers; empty: none)")
@@ -42,9 +44,10 @@ def _ratio(measured, reference):
 
 def variant_row(name):
     from keras_effnet import VARIANTS, profile, scale
+    from keras_effnet.scaling import variant_key
 
     config = scale(name)
-    published = VARIANTS[config.name.removeprefix("efficientnet-")]
+    published = VARIANTS[variant_key(name)]
     p = profile(config)
     return {"name": config.name, "kind": "variant", "base": config.base, "phi": None,
             "width": config.width, "depth": config.depth, "resolution": config.resolution,
@@ -133,7 +136,9 @@ def main(argv):
     notes = (
         "\n\nparams: trainable, 1000-class head, counted analytically from the config. "
         "MACs: multiply-adds of conv/depthwise/dense (the paper's FLOPs). Published: paper "
-        "Table 2 (B0–B7), the Lite reference's unit test and README (lite0–lite4). Predicted "
+        "Table 2 (B0–B7), the Lite reference's unit test and README (lite0–lite4), "
+        "keras.applications' counts and the authors' README (v2-b0–b3) / the V2 paper's "
+        "Table 7 (v2-s, m, l). Predicted "
         f"(φ rows): (α·β²·γ²)^φ × MACs(φ=0) with α·β²·γ² = {factor:.4f} and MACs(φ=0) = "
         f"{anchor / 1e9:.4f} B of the {FLAGS.base} base counted in this run. Ratio: "
         "measured / published, or measured / predicted. φ rows: depth α^φ (repeats rounded to "

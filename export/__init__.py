@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.assembly import PREPROCESSING_FORMULAS
 from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
 from keras_effnet.export.qat import fine_tune, quantization_aware
@@ -63,10 +64,9 @@ def metadata(model: Any) -> dict[str, Any]:
                             "input_range": [0, 255], "input_layout": "NHWC RGB"}
     config = getattr(model, "effnet_config", None)
     if config is not None:
-        info["preprocessing"] = ("inside the model: " + (
-            "(x - 127) / 128" if config.preprocessing == "lite" else
-            "(x / 255 - ImageNet mean) / ImageNet std")
-            if model.build_options.include_preprocessing else "none (feed normalised input)")
+        info["preprocessing"] = ("inside the model: " + PREPROCESSING_FORMULAS[
+            config.preprocessing] if model.build_options.include_preprocessing
+            else "none (feed normalised input)")
         info["config"] = config.to_dict()
     return info
 

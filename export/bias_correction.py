@@ -87,20 +87,25 @@ def correctable(model: Any) -> list[tuple[Any, Any]]:
     return found
 
 
-def bias_corrected(model: Any, images: np.ndarray, batch_size: int = 16) -> tuple[Any, dict]:
+def bias_corrected(model: Any, images: np.ndarray, batch_size: int = 16
+                   ) -> tuple[Any, dict, dict[str, np.ndarray]]:
     """A copy of `model` whose biases cancel the int8 converter's mean weight-rounding error on
-    `images` (the calibration images), and a summary; `model` itself is not changed."""
+    `images` (the calibration images), a summary, and the corrected variables' new values by
+    path (what a traced graph's SavedModel takes instead of a trace of the copy, see
+    `graph.Traced.with_values`); `model` itself is not changed."""
     import keras
 
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
-    count, largest = _correct(twin, np.asarray(images, "float32"), batch_size)
-    return twin, {"layers": count, "max_shift": round(largest, 6)}
+    shifted = _correct(twin, np.asarray(images, "float32"), batch_size)
+    summary = {"layers": len(shifted), "max_shift": round(max(shifted.values(), default=0.0), 6)}
+    values = {v.path: np.asarray(v) for v in twin.weights if id(v) in shifted}
+    return twin, summary, values
 
 
-def _correct(model: Any, inputs: np.ndarray, batch_size: int) -> tuple[int, float]:
+def _correct(model: Any, inputs: np.ndarray, batch_size: int) -> dict[int, float]:
     """Correct `model`'s layers in place on `inputs`, then those of each model nested in it
-    on the inputs it receives there; (layers corrected, largest shift)."""
+    on the inputs it receives there; {id of each corrected variable: its largest |shift|}."""
     import keras
 
     from keras_effnet.keras_private import caller_input
@@ -117,17 +122,28 @@ def _correct(model: Any, inputs: np.ndarray, batch_size: int) -> tuple[int, floa
     # one pass: each layer's mean input, and each nested model's input itself
     outputs = [spatial_mean(layer) for layer, _ in layers] + [x for _, x in nested]
     if not outputs:
-        return 0, 0.0
-    values = keras.Model(model.inputs, outputs).predict(inputs, batch_size=batch_size, verbose=0)
-    values = values if isinstance(values, list) else [values]
-    largest = 0.0
+        return {}
+    values = _run(keras.Model(model.inputs, outputs), inputs, batch_size)
+    shifted = {}
     for (layer, norm), mean in zip(layers, values):
         shift = _shift(layer, folded_kernel(layer, norm), np.asarray(mean, "float64").mean(0))
         target = norm.beta if norm is not None else layer.bias
         target.assign((np.asarray(target, "float64") - shift).astype(target.dtype))
-        largest = max(largest, float(np.abs(shift).max()))
-    count = len(layers)
+        shifted[id(target)] = float(np.abs(shift).max())
     for (sub, _), sub_inputs in zip(nested, values[len(layers):]):
-        sub_count, sub_largest = _correct(sub, sub_inputs, batch_size)
-        count, largest = count + sub_count, max(largest, sub_largest)
-    return count, largest
+        shifted.update(_correct(sub, sub_inputs, batch_size))
+    return shifted
+
+
+def _run(probe: Any, inputs: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """`probe`'s outputs on `inputs`, batch by batch through one traced function whose batch
+    size is free: `predict` traces again for a last, smaller batch (a second b0 trace ~5 s)."""
+    import tensorflow as tf
+
+    step = tf.function(lambda x: probe(x, training=False), input_signature=[
+        tf.TensorSpec((None, *inputs.shape[1:]), tf.float32)])
+    chunks = []
+    for start in range(0, len(inputs), batch_size):
+        out = step(inputs[start:start + batch_size])
+        chunks.append([np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
+    return [np.concatenate(parts) for parts in zip(*chunks)]

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import types
@@ -177,6 +178,51 @@ class Traced:
             self._frozen = (function.graph.as_graph_def(), inputs[0],
                             list(zip([t.name for t in function.outputs], names)))
         return self._frozen
+
+    @contextlib.contextmanager
+    def with_values(self, values: dict[str, np.ndarray] | None) -> Iterator[str]:
+        """The folder of a SavedModel that is this one with the variables named in `values`
+        (Keras variable paths) holding those values: the same traced functions, only the
+        checkpoint rewritten (0.1 s, where a trace of a changed copy of b0 takes 5.6 s).
+        A bias-corrected int8 conversion reads it (`tflite.converted`). No values: this
+        SavedModel itself."""
+        if not values:
+            yield self.saved_model
+            return
+        import tensorflow as tf
+        from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
+
+        saved = saved_model_pb2.SavedModel()
+        with open(os.path.join(self.saved_model, "saved_model.pb"), "rb") as f:
+            saved.ParseFromString(f.read())
+        reader = tf.train.load_checkpoint(os.path.join(self.saved_model, "variables",
+                                                       "variables"))
+        tracked = trackable_object_graph_pb2.TrackableObjectGraph()
+        tracked.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+        keys: dict[str, list[str]] = {}  # a variable is tracked under more than one list
+        for node, entry in zip(saved.meta_graphs[0].object_graph_def.nodes, tracked.nodes):
+            if node.WhichOneof("kind") == "variable":
+                keys.setdefault(node.variable.name, []).extend(
+                    a.checkpoint_key for a in entry.attributes)
+        tensors = {key: reader.get_tensor(key) for key in reader.get_variable_to_dtype_map()}
+        for name, value in values.items():
+            found = [tensors[k] for k in keys.get(name, [])]
+            if not found or any(t.shape != value.shape or t.dtype != value.dtype
+                                or not np.array_equal(t, found[0]) for t in found):
+                raise RuntimeError(f"variable {name!r} {value.shape} is not one variable of "
+                                   "the traced SavedModel")
+            tensors.update({k: value for k in keys[name]})
+        folder = tempfile.mkdtemp(prefix="effnet-savedmodel-")
+        try:  # the fingerprint hashes the old checkpoint: left out (it is optional)
+            shutil.copytree(self.saved_model, folder, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("variables", "fingerprint.pb"))
+            names = sorted(tensors)
+            tf.raw_ops.SaveV2(prefix=os.path.join(folder, "variables", "variables"),
+                              tensor_names=names, shape_and_slices=[""] * len(names),
+                              tensors=[tensors[k] for k in names])
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         if self._folder is not None:

@@ -4,7 +4,8 @@ The converter is `tf.lite.TFLiteConverter.from_saved_model` on a SavedModel expo
 float32 rebuild of the model (mixed-precision graphs do not convert; a concrete function of a
 Keras 3 model keeps its variables as resources, which the converter does not freeze). int8 is
 full-integer (TFLITE_BUILTINS_INT8 only) calibrated on representative images, with the
-weight-rounding bias corrected first (`bias_correction`); its input/output can stay float32 or
+weight-rounding bias corrected first (`bias_correction`: from a traced model, its SavedModel
+with the corrected values written in, no second trace); its input/output can stay float32 or
 be uint8/int8 (a phone then feeds camera pixels).
 A quantization-aware model (`keras_effnet.export.quantization_aware`, tf_keras) converts from
 the Keras model itself: its fake-quant ranges are kept, the representative images fill the rest.
@@ -92,12 +93,16 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), {}
     info: dict[str, Any] = {}
+    values = None
     if quantize == "int8":
         info["bias_correction"] = None
-        if bias_correction:  # a corrected copy of the deployment graph, traced on its own
-            model, info["bias_correction"] = bias_corrected(deployable(reference), images)
-    with using(model) as graph:
-        converter = tf.lite.TFLiteConverter.from_saved_model(graph.saved_model)
+        if bias_correction:  # a corrected copy of the deployment graph
+            corrected, info["bias_correction"], values = bias_corrected(deployable(reference),
+                                                                        images)
+            if not isinstance(model, Traced):  # to be traced anyway: trace the copy
+                model, values = corrected, None
+    with using(model) as graph, graph.with_values(values) as saved_model:
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), info
 
 

@@ -285,13 +285,45 @@ def read_labels(model: str | bytes) -> list[str] | None:
     return text.splitlines()
 
 
-def has_metadata(model: str | bytes) -> bool:
-    """Whether a TFLite file (path or bytes) carries a TFLITE_METADATA buffer."""
-    from tensorflow.lite.python import schema_py_generated as schema
+def model_root(model: str | bytes) -> Any:
+    """The root `Model` table of a TFLite file (path or bytes), read in place with LiteRT's copy
+    of the TFLite schema module (TensorFlow's is the same generated code; LiteRT's imports
+    without TensorFlow, so reading a file's metadata stays instant)."""
+    from ai_edge_litert import schema_py_generated as schema
 
     if isinstance(model, str):
         with open(model, "rb") as f:
             model = f.read()
-    root = schema.Model.GetRootAs(model, 0)
-    return any(root.Metadata(i).Name() == METADATA_BUFFER.encode()
-               for i in range(root.MetadataLength()))
+    return schema.Model.GetRootAs(model, 0)
+
+
+def _metadata_buffer(root: Any) -> bytes | None:
+    """The bytes of the TFLITE_METADATA buffer (a `ModelMetadata` flatbuffer), or None."""
+    for i in range(root.MetadataLength()):
+        if root.Metadata(i).Name() == METADATA_BUFFER.encode():
+            return root.Buffers(root.Metadata(i).Buffer()).DataAsNumpy().tobytes()
+    return None
+
+
+def has_metadata(model: str | bytes) -> bool:
+    """Whether a TFLite file (path or bytes) carries a TFLITE_METADATA buffer."""
+    return _metadata_buffer(model_root(model)) is not None
+
+
+def read_metadata(model: str | bytes) -> dict[str, str | None] | None:
+    """What a TFLite file's metadata says of the model: its name, description, version, author
+    and license (None where absent); None for a file without metadata."""
+    from flatbuffers import encode, packer, table
+
+    data = _metadata_buffer(model_root(model))
+    if data is None:
+        return None
+    root = table.Table(data, encode.Get(packer.uoffset, data, 0))
+    fields = _LAYOUT["ModelMetadata"]
+
+    def text(name: str) -> str | None:
+        slot = root.Offset(4 + 2 * fields.index(name))  # a table's vtable: 2 bytes a field
+        return root.String(slot + root.Pos).decode("utf-8") if slot else None
+
+    return {name: text(name) for name in ("name", "description", "version", "author",
+                                          "license")}

@@ -52,9 +52,6 @@ class BuildOptions:
             if self.include_preprocessing and shape[2] != 3:
                 raise ValueError(f"input_shape={shape!r}: the built-in preprocessing normalises 3 "
                                  "RGB channels; pass include_preprocessing=False for other inputs")
-            if self.head == "classifier" and None in shape[:2]:
-                raise ValueError(f"input_shape={shape!r}: a model with include_top=True needs a "
-                                 "known spatial size; give (H, W, 3) or use include_top=False")
 
     @property
     def head(self) -> str:
@@ -67,15 +64,24 @@ class BuildOptions:
         return dataclasses.asdict(self)
 
 
+# What each preprocessing kind computes, in words (export metadata, summaries).
+PREPROCESSING_FORMULAS = {"imagenet": "(x / 255 - ImageNet mean) / ImageNet std",
+                          "lite": "(x - 127) / 128", "efficientnetv2": "x / 128 - 1",
+                          "tf": "x / 127.5 - 1", "caffe": "x - ImageNet mean (RGB, 0..255)"}
+
+
 def preprocessing_constants(kind: str) -> tuple[list[float], list[float]]:
     """Per-channel (scale, offset) mapping RGB pixels in [0, 255] to the network's input range.
 
-    "imagenet": (x/255 − mean)/std (EfficientNet); "lite": (x − 127)/128 (EfficientNet-Lite);
-    "tf": x/127.5 − 1 (MobileNets); "caffe": x − mean (ResNet-50; keras.applications also swaps
-    RGB to BGR, which `keras_effnet.weights` folds into the stem kernel of its files instead).
+    "imagenet": (x/255 − mean)/std (EfficientNet, EfficientNetV2-B0..B3); "lite": (x − 127)/128
+    (EfficientNet-Lite); "efficientnetv2": x/128 − 1 (EfficientNetV2-S/M/L); "tf": x/127.5 − 1
+    (MobileNets); "caffe": x − mean (ResNet-50; keras.applications also swaps RGB to BGR, which
+    `keras_effnet.weights` folds into the stem kernel of its files instead).
     """
     if kind == "lite":
         return [1 / 128] * 3, [-127 / 128] * 3
+    if kind == "efficientnetv2":
+        return [1 / 128] * 3, [-1.0] * 3
     if kind == "tf":
         return [1 / 127.5] * 3, [-1.0] * 3
     if kind == "caffe":

@@ -45,11 +45,12 @@ def batch_norm(layers: Any, x: Any, config: ModelConfig, name: str) -> Any:
 
 
 def depthwise_bn(layers: Any, x: Any, block: BlockConfig, config: ModelConfig) -> Any:
-    """The k×k depthwise convolution of mbconv and separable blocks, its BN and activation."""
+    """The k×k depthwise convolution of mbconv and separable blocks, its BN and activation
+    (the conv named as the base says: `dwconv`, EfficientNetV2's `dwconv2`)."""
     prefix = block.name + "_"
     x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
                                use_bias=config.conv_bias, depthwise_initializer=CONV_INITIALIZER,
-                               name=prefix + "dwconv")(x)
+                               name=prefix + config.depthwise_name)(x)
     x = batch_norm(layers, x, config, prefix + "bn")
     return layers.Activation(config.activation, name=prefix + "activation")(x)
 

@@ -1,4 +1,5 @@
-"""The `effnet` command line: effnet {quickstart|build|profile|train|eval|export|predict|search|budget}.
+"""The `effnet` command line:
+effnet {quickstart|build|profile|train|eval|export|predict|app|serve|search|budget}.
 
     effnet quickstart              # build → train → int8 TFLite + ONNX → verify → report
     effnet quickstart --data=folder:/data/my_images --phi=1 --base_resolution=96
@@ -8,6 +9,8 @@
     effnet eval --model=runs/mine/model.keras --data=folder:/data/my_images
     effnet export --model=runs/mine/model.keras --quantize=int8 --out=deploy/  # the run's data
     effnet predict --model=deploy/model_int8.tflite photo.jpg more_photos/
+    effnet app --model=deploy/model_int8.tflite --out=app --examples=more_photos/ --serve
+    effnet serve app
     effnet search --base=lite --data=folder:/data/my_images --resolution=64 --epochs=5 --seeds=2
     effnet budget --base=lite --latency_ms=5 --quantize=int8 --threads=2
 
@@ -37,15 +40,19 @@ QUICKSTART_WEIGHTS = "imagenet"  # the default model's starting point
 QUICKSTART_LEARNING_RATES = {"fine-tuning": 0.006, "from scratch": 0.048}
 # Each flag's help here is its meaning wherever it is used; COMMAND_FLAGS says which commands
 # take it and, where the meaning (or default) differs, what it means for that command.
-flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4")
+flags.DEFINE_string("variant", None, "released variant: b0..b7, lite0..lite4, v2-b0..v2-b3, "
+                    "v2-s, v2-m, v2-l (also efficientnetv2-s)")
 flags.DEFINE_list("variants", None, "comma-separated released variants")
 flags.DEFINE_list("phi", None, "compound coefficient φ")
 flags.DEFINE_string("base", "efficientnet", "base network for φ: efficientnet, lite, "
+                    "efficientnetv2, efficientnetv2-s, efficientnetv2-m, efficientnetv2-l, "
                     "mobilenet_v1, mobilenet_v2, resnet50")
-flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's 224)")
+flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: the base's own: 224; "
+                     "V2-S 384, V2-M and V2-L 480)")
 flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's)")
 flags.DEFINE_integer("num_classes", 1000, "classifier outputs")
-flags.DEFINE_string("weights", None, "imagenet (b0..b7, lite0..lite2), or a weights file: "
+flags.DEFINE_string("weights", None, "imagenet (b0..b7, lite0..lite2, v2-b0..v2-l), or a "
+                    "weights file: "
                     "keras.applications .h5/.keras/.weights.h5, or a PyTorch checkpoint "
                     ".pth/.safetensors (timm tf_efficientnet_*, efficientnet_pytorch, "
                     "efficientnet_lite_pytorch)")
@@ -63,6 +70,14 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_wor
 flags.DEFINE_enum("mixed_precision", "none", ["none", "auto", "float16", "bfloat16"],
                   "mixed-precision policy")
 flags.DEFINE_float("learning_rate", None, "override the recipe's learning rate (per 256 images)")
+flags.DEFINE_bool("progressive", False, "progressive learning (EfficientNetV2): image size, "
+                  "dropout, RandAugment and mixup grow together over --progressive_stages")
+flags.DEFINE_enum("progressive_preset", "derived", ["derived", "v2-s", "v2-m", "v2-l"],
+                  "with --progressive: the V2 paper's Table 6 settings, or derived from the "
+                  "model (docs/efficientnetv2.md)")
+flags.DEFINE_integer("progressive_stages", 4, "with --progressive: the number of stages")
+flags.DEFINE_integer("progressive_start", None, "with --progressive: the first stage's image "
+                     "size (default: the preset's, or 128/300 of the final size)")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_string("model", None, "a saved .keras model")
 flags.DEFINE_enum("format", "tflite", ["tflite", "onnx", "saved_model"], "export format")
@@ -113,6 +128,13 @@ flags.DEFINE_string("description", None, "TFLite metadata: the model's descripti
 flags.DEFINE_string("model_version", None, "TFLite metadata: the model's version (default 1)")
 flags.DEFINE_integer("top_k", 5, "labels to print per image")
 flags.DEFINE_bool("json", False, "print the result as JSON")
+flags.DEFINE_string("examples", None, "a folder of images the web app shows as its gallery")
+flags.DEFINE_string("runtime", None, "where the web app loads @mediapipe/tasks-vision from: an "
+                    "http(s) URL, or a local copy (its npm install folder or `npm pack` "
+                    "tarball) copied into the app so it works offline (default: its public CDN, "
+                    "by the pinned version)")
+flags.DEFINE_bool("serve", False, "then serve the app on 127.0.0.1 (Ctrl-C stops)")
+flags.DEFINE_integer("port", 8000, "the port to serve on, on 127.0.0.1 (0: any free port)")
 flags.DEFINE_integer("qat_epochs", 0, "with --quantize=int8: first fine-tune this many epochs "
                      "quantization-aware (the remedy when PTQ loses accuracy)")
 # Verification thresholds (default: the artifact kind's, keras_effnet.export.THRESHOLDS)
@@ -150,12 +172,13 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
               "data": f"training data spec: {_DATA_SPEC} (default synthetic); its validation "
                       "split is held out",
               "num_classes": "must equal the data's class count (default: the data's)",
-              "weights": None, "skip_head": None,
+              "weights": None, "skip_head": None, "progressive": None,
+              "progressive_preset": None, "progressive_stages": None, "progressive_start": None,
               "out": "the run folder: model.keras, best.keras, summary.json, history.csv, "
-                     "logs/ (default runs/train)"},
+                     "stages.json with --progressive, logs/ (default runs/train)"},
     "quickstart": {
         **dict.fromkeys(_MODEL), **_TRAINING,
-        "variant": "released variant: b0..b7, lite0..lite4 (default lite0)",
+        "variant": "released variant: b0..b7, lite0..lite4, v2-b0..v2-l (default lite0)",
         "base_resolution": "resolution at φ = 0 (default "
                            f"{QUICKSTART_DEFAULTS['base_resolution']})",
         "data": f"data spec: {_DATA_SPEC} (default {QUICKSTART_DEFAULTS['data']})",
@@ -193,6 +216,12 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
         **dict.fromkeys(THRESHOLD_FLAGS)},
     "predict": {"model": "the model to classify with: .keras, .tflite or .onnx (required)",
                 "top_k": None, "json": None},
+    "app": {"model": "the .tflite file with image-classifier metadata to classify with "
+                     "(required)",
+            "out": "the new (or empty) folder to write the web app into (required)",
+            "examples": None, "runtime": None, "top_k": "labels shown per image", "serve": None,
+            "port": "with --serve: the port on 127.0.0.1 (0: any free port)"},
+    "serve": {"port": None},
     "search": {"base": "base network whose alpha, beta, gamma to search",
                "data": f"data spec every trial trains on (required): {_DATA_SPEC}",
                "points": None, "step": None, "sampler": None, "tolerance": None,
@@ -238,9 +267,16 @@ def _published(config):
     of the stock bases: B0 / Lite0), else None. Its MACs hold at its own resolution only."""
     from keras_effnet import VARIANTS, scale
 
-    key = (config.name.removeprefix("efficientnet-") if config.phi is None
-           else {"efficientnet": "b0", "lite": "lite0"}.get(config.base) if config.phi == 0
-           else None)
+    from keras_effnet.scaling import variant_key
+
+    key = None
+    if config.phi is None:
+        try:
+            key = variant_key(config.name)
+        except ValueError:
+            return None
+    elif config.phi == 0:
+        key = {"efficientnet": "b0", "lite": "lite0", "efficientnetv2": "v2-b0"}.get(config.base)
     if key not in VARIANTS:
         return None
     ref = scale(key)
@@ -497,11 +533,36 @@ def cmd_train() -> None:
                     strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
                     resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed,
                     num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None,
-                    weights=FLAGS.weights, skip_head=FLAGS.skip_head)
+                    weights=FLAGS.weights, skip_head=FLAGS.skip_head,
+                    progressive=_progressive())
+    for stage in summary.get("progressive", {}).get("stages", []):
+        print(f"stage {stage['index'] + 1}: epochs {stage['first_epoch'] + 1}-"
+              f"{stage['end_epoch']} at {stage['size']} px, dropout {stage['dropout']:.3g}, "
+              f"RandAugment {stage['randaugment']:.3g}, mixup {stage['mixup']:.3g}: "
+              f"{stage['seconds']:.0f} s, val top-1 {stage['val_accuracy']:.4f}")
     scores = summary["validation"]
     print(f"validation: top-1 {scores['accuracy']:.4f}"
           + (f", top-5 {scores['top5']:.4f}" if "top5" in scores else "")
           + f" -> {FLAGS.out or 'runs/train'}/model.keras")
+
+
+def _progressive():
+    """--progressive's schedule (None without it); its settings without it are refused."""
+    from keras_effnet.progressive import Progressive
+
+    given = [f"--{name}" for name in ("progressive_preset", "progressive_stages",
+                                      "progressive_start") if FLAGS[name].present]
+    if not FLAGS.progressive:
+        if given:
+            raise app.UsageError(f"{', '.join(given)} need(s) --progressive")
+        return None
+    overrides = {"stages": FLAGS.progressive_stages}
+    if FLAGS.progressive_start is not None:
+        overrides["start_size"] = FLAGS.progressive_start
+    try:
+        return Progressive.preset(FLAGS.progressive_preset, **overrides)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
 
 
 def cmd_eval() -> None:
@@ -759,6 +820,49 @@ def cmd_predict(images: list[str]) -> None:
         raise RuntimeError(f"no image classified ({len(result['skipped'])} skipped)")
 
 
+def cmd_app() -> None:
+    """Write a static web app that classifies images in the browser with a .tflite model
+    (MediaPipe Tasks, WebAssembly: nothing runs on a server); --serve serves it.
+
+    The folder holds index.html, its script and style, app.json (the model's name,
+    description and labels from its metadata), the model and the --examples images. The page
+    loads the pinned @mediapipe/tasks-vision from its public CDN, or from the app folder with
+    --runtime=DIR (a local npm install or `npm pack` tarball: works offline)."""
+    from keras_effnet.export.webapp import make_app, serve
+
+    if not FLAGS.model or not FLAGS.out:
+        raise app.UsageError("effnet app needs --model=M.tflite and --out=DIR")
+    if FLAGS["port"].present and not FLAGS.serve:
+        raise app.UsageError("--port applies with --serve")
+    out = make_app(FLAGS.model, FLAGS.out, examples=FLAGS.examples, runtime=FLAGS.runtime,
+                   top_k=FLAGS.top_k)
+    with open(os.path.join(out, "app.json"), encoding="utf-8") as f:
+        written = json.load(f)
+    labels = written["labels"]
+    _stage(f"wrote {out}: {written['name']} ({written['model']}, "
+           f"{f'{len(labels)} labels' if labels else 'no labels: the page shows class indices'}"
+           f", {len(written['examples'])} examples)")
+    runtime = written["runtime"]
+    _stage(f"runtime: {runtime['package']}@{runtime['version']} "
+           + (f"from {runtime['url']} (the page needs the network)"
+              if runtime["url"].startswith(("http://", "https://"))
+              else f"copied into {os.path.join(out, runtime['url'])} (works offline)"))
+    if FLAGS.serve:
+        serve(out, FLAGS.port)
+    else:
+        _stage(f"try it: effnet serve {out}")
+
+
+def cmd_serve(folders: list[str]) -> None:
+    """Serve a web app folder (`effnet app`) on 127.0.0.1 and print its URL; Ctrl-C stops."""
+    from keras_effnet.export.webapp import serve
+
+    if len(folders) != 1:
+        raise app.UsageError("give one app folder: effnet serve DIR [--port=N]; got "
+                             f"{' '.join(folders) or 'none'}")
+    serve(folders[0], FLAGS.port)
+
+
 def cmd_search() -> None:
     """Search alpha, beta, gamma by short trainings on your data (Optuna)."""
     from keras_effnet.search import coefficients
@@ -812,8 +916,8 @@ def cmd_budget() -> None:
 
 COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart,
             "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "predict": cmd_predict,
-            "search": cmd_search, "budget": cmd_budget}
-POSITIONAL = {"predict"}  # the commands that take positional arguments (images)
+            "app": cmd_app, "serve": cmd_serve, "search": cmd_search, "budget": cmd_budget}
+POSITIONAL = {"predict", "serve"}  # the commands that take positional arguments
 
 
 def check_flags(command: str) -> None:

@@ -384,10 +384,12 @@ def eval_crop(image: Any, resolution: int) -> Any:
 
 @dataclass(frozen=True)
 class Augment:
-    """Training augmentation: crop area range, flips, optional RandAugment (N ops, magnitude M)."""
+    """Training augmentation: crop area range, flips, optional RandAugment (N ops, magnitude M
+    in 0..30) and optional mixup (alpha > 0), both Keras' own layers on whole batches."""
 
     crop_area_min: float = 0.08
-    randaugment: tuple[int, int] | None = None
+    randaugment: tuple[int, float] | None = None
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.crop_area_min <= 1:
@@ -397,6 +399,8 @@ class Augment:
             if n < 1 or not 0 <= m <= 30:
                 raise ValueError(f"randaugment={self.randaugment!r}; accepted: (ops >= 1, "
                                  "magnitude 0..30)")
+        if not 0 <= self.mixup <= 1:
+            raise ValueError(f"mixup={self.mixup!r}; accepted: an alpha in [0, 1] (0: off)")
 
 
 def _source_bytes(split: Split) -> int:
@@ -475,6 +479,16 @@ def _pipeline(split: Split, spec: DataSpec, *, training: bool, resolution: int,
                                         factor=augment.randaugment[1] / 30, seed=seed)
         ds = ds.map(lambda image, label: (rand(image, training=True), label),
                     num_parallel_calls=autotune)
+    if training and augment.mixup > 0:
+        import keras
+
+        mix = keras.layers.MixUp(alpha=augment.mixup, seed=seed)
+
+        def mixed(image: Any, label: Any) -> tuple[Any, Any]:
+            out = mix({"images": image, "labels": label}, training=True)
+            return out["images"], out["labels"]
+
+        ds = ds.map(mixed, num_parallel_calls=autotune)
     options = tf.data.Options()
     # Sharded here: tf.distribute must not shard again. Otherwise (model.fit under a
     # multi-worker strategy on a dataset from `load`) files when there are several.

@@ -111,6 +111,17 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
     (`double_checkpoint`): a kill mid-write leaves the last complete checkpoint, at half the
     bytes written per epoch."""
 
+    @classmethod
+    def finished_epochs(cls, backup_dir: str) -> int:
+        """Epochs finished by the run backed up in `backup_dir` (0: none)."""
+        import json
+
+        path = cls(backup_dir)._training_metadata_path
+        if not os.path.exists(path):
+            return 0
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         with atomic_path(self._weights_path) as staged:

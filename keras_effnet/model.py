@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from typing import Any, Sequence
 
@@ -19,8 +21,8 @@ import keras
 from keras_effnet.assembly import BuildOptions, assemble
 from keras_effnet.keras_private import DistributedTraining
 from keras_effnet.profile import feature_taps  # noqa: F401  (re-exported)
-from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, renamed_argument,
-                                  scale, with_training)
+from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, fold_keywords,
+                                  refuse_unknown, renamed_argument, scale, with_training)
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
 class EfficientNet(DistributedTraining, keras.Model):
@@ -77,6 +79,10 @@ class EfficientNet(DistributedTraining, keras.Model):
         return cls(**config)
 
 
+TRAINING_SETTINGS = ("dropout_rate", "drop_path_rate", "bn_momentum", "bn_synchronized",
+                     "drop_connect_rate")  # see `scaling.with_training`; the last is deprecated
+
+
 def build(
     variant: str | ModelConfig | None = None,
     *,
@@ -85,45 +91,50 @@ def build(
     beta: float = BETA,
     gamma: float = GAMMA,
     base: str | BaseNetwork | Sequence[Any] = "efficientnet",
-    num_classes: int = 1000,
-    include_top: bool = True,
-    input_shape: tuple[int | None, int | None, int] | None = None,
-    pooling: str | None = None,
-    dropout_rate: float | None = None,
-    drop_path_rate: float | None = None,
-    include_preprocessing: bool = True,
-    features_only: bool = False,
-    weights: str | os.PathLike | None = None,
-    name: str | None = None,
     base_resolution: int | None = None,
-    bn_momentum: float | None = None,
-    classifier_activation: str | None = "softmax",
-    skip_head: bool = False,
     depth: float | None = None,
     width: float | None = None,
     resolution: float | None = None,
-    drop_connect_rate: float | None = None,
-    bn_synchronized: bool | None = None,
+    options: BuildOptions | None = None,
+    weights: str | os.PathLike | None = None,
+    skip_head: bool = False,
+    name: str | None = None,
+    **settings: Any,
 ) -> EfficientNet:
-    """Build an EfficientNet: a released variant ("b0".."b7", "lite0".."lite4"), any φ, or a
+    """Build an EfficientNet: a released variant ("b0".."b7", "lite0".."lite4", EfficientNetV2's
+    "v2-b0".."v2-b3", "v2-s", "v2-m", "v2-l"), any φ of a base (`base=`), or a
     `ModelConfig` from `scale()`; or explicit `depth`/`width`/`resolution` multipliers of the
     base (`build(width=2.0)`: width-only scaling; see `scale`).
+
+    The arguments come in three groups:
+    - the network: `variant` or `phi` (with `alpha`, `beta`, `gamma`), `base`,
+      `base_resolution`, or `depth` / `width` / `resolution` (see `scale`);
+    - the input and the head, `options` (a `BuildOptions`), or its fields as keywords:
+      `num_classes`, `include_top`, `input_shape`, `pooling`, `include_preprocessing`,
+      `features_only`, `classifier_activation`;
+    - training settings, as keywords: `dropout_rate`, `drop_path_rate`, `bn_momentum`,
+      `bn_synchronized`; given with a `ModelConfig` they replace its own
+      (`scaling.with_training`).
 
     Inputs are RGB pixels in [0, 255]; the model normalises them itself unless
     `include_preprocessing=False`. `input_shape=None` means the config's resolution with the
     classifier, any size without it. `features_only=True` returns a backbone whose outputs are a
-    dict `stride_2 … stride_32` (see `model.feature_info`). `weights` is a path to a
-    keras.applications-format file (`.h5`, `.weights.h5` or `.keras`) loaded by layer name, or
-    a PyTorch EfficientNet checkpoint (`.pth`, `.safetensors`: timm's `tf_efficientnet_*`,
-    efficientnet_pytorch, efficientnet_lite_pytorch; read without torch, see
-    `keras_effnet.torch_weights`);
-    `skip_head=True` leaves the classifier freshly initialised (fine-tuning to new classes).
-    `dropout_rate`, `drop_path_rate`, `bn_momentum` and `bn_synchronized` are training
-    settings: given with a `ModelConfig` they replace its own (`scaling.with_training`).
+    dict `stride_2 … stride_32` (see `model.feature_info`). `weights` is "imagenet", or a path
+    to a keras.applications-format file (`.h5`, `.weights.h5` or `.keras`) loaded by layer
+    name, or a PyTorch EfficientNet checkpoint (`.pth`, `.safetensors`: timm's
+    `tf_efficientnet_*`, efficientnet_pytorch, efficientnet_lite_pytorch; read without torch,
+    see `keras_effnet.torch_weights`); `skip_head=True` leaves the classifier freshly
+    initialised (fine-tuning to new classes).
 
     Example:
         >>> model = build(phi=0.5, num_classes=10)
     """
+    options = fold_keywords(BuildOptions, options, settings, "options")
+    training = {k: settings.pop(k) for k in TRAINING_SETTINGS if k in settings}
+    refuse_unknown("build", settings, list(inspect.signature(build).parameters)[:-1]
+                   + [f.name for f in dataclasses.fields(BuildOptions)] + list(TRAINING_SETTINGS))
+    dropout_rate, drop_path_rate, bn_momentum, bn_synchronized, drop_connect_rate = (
+        training.get(k) for k in TRAINING_SETTINGS)
     imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
     weights_path = None if weights is None or imagenet else _check_weights_argument(weights)
     if isinstance(variant, ModelConfig):
@@ -141,13 +152,8 @@ def build(
             base_resolution=base_resolution, dropout_rate=dropout_rate,
             drop_path_rate=0.2 if drop_path_rate is None else drop_path_rate,
             drop_connect_rate=drop_connect_rate,
-            bn_momentum=0.99 if bn_momentum is None else bn_momentum,
+            bn_momentum=bn_momentum,
             depth=depth, width=width, resolution=resolution), bn_synchronized=bn_synchronized)
-    options = BuildOptions(num_classes=num_classes, include_top=include_top,
-                           input_shape=input_shape, pooling=pooling,
-                           include_preprocessing=include_preprocessing,
-                           features_only=features_only,
-                           classifier_activation=classifier_activation)
     model = EfficientNet(config, options, **({"name": name} if name else {}))
     if imagenet:
         _load_imagenet(model, skip_head)

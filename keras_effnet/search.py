@@ -28,7 +28,8 @@ from typing import Any, Iterable, Sequence
 
 from keras_effnet.files import atomic_path, check_writable_dir, write_json
 from keras_effnet.profile import profile
-from keras_effnet.scaling import ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, _is_real, scale
+from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, _is_real,
+                                  fold_keywords, refuse_unknown, scale)
 
 PAPER = (ALPHA, BETA, GAMMA)
 ROLES = ("paper", "depth", "width", "resolution")  # the reference rows, always evaluated
@@ -190,72 +191,144 @@ def open_storage(storage: str | None, out: str, grace_period: int = GRACE_S) -> 
 
 # ---- step 1 --------------------------------------------------------------------------------
 
-def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: Iterable[Any] | None = None,
-                 target: float = 2.0, tolerance: float = 0.15, step: float = 0.05,
-                 max_trials: int | None = 8, seeds: int = 2, epochs: int = 5,
-                 resolution: int | None = None, batch_size: int = 64, recipe: str = "short",
-                 storage: str | None = None, study: str | None = None,
-                 out: str = "runs/search", strategy: str = "auto",
-                 grace_period: int = GRACE_S, sampler: str = "grid",
-                 verbose: bool = True) -> dict[str, Any]:
-    """Step 1: train every candidate (the grid's `max_trials` points nearest the paper's, or
-    `points`; with `sampler="tpe"`, `max_trials` points drawn by Optuna's TPE sampler from the
-    continuous box α ≤ target, β, γ ≤ √target, kept where the measured MACs fit) and the
-    reference rows for `epochs` at the proxy `resolution` with `seeds`
-    seeds; rank them by mean validation top-1. `data` has no default: a search ranks
-    candidates on the user's data, never on invented images (pass "synthetic" for a demo). Writes `out`/search.json, .md, .png; returns
-    the search.json content. Re-running the same call resumes; another process running it
-    with the same `storage` and `study` shares the work; a trial whose worker is silent for
-    `grace_period` seconds (killed) is re-queued.
+@dataclass(frozen=True)
+class SearchSpace:
+    """Which points step 1 trains. With `sampler="grid"`: the grid's `max_trials` points
+    nearest the paper's whose measured MACs multiplier lies within `tolerance` of `target`
+    (see `grid`), or the explicit `points`; with `sampler="tpe"`: `max_trials` points drawn by
+    Optuna's TPE sampler from the continuous box α ≤ target, β, γ ≤ √target, kept where the
+    measured MACs fit.
 
     The default tolerance is 15 %: after rounding, the paper's own point measures 1.78× B0's
     MACs (1.92× nominal), 11 % under the target of 2.
     """
+
+    target: float = 2.0
+    tolerance: float = 0.15
+    step: float = 0.05
+    max_trials: int | None = 8
+    sampler: str = "grid"
+    points: tuple[Candidate, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive("target", self.target, above=1.0)
+        _check_positive("tolerance", self.tolerance)
+        _check_positive("step", self.step)
+        if self.sampler not in ("grid", "tpe"):
+            raise ValueError(f"sampler={self.sampler!r}; accepted: 'grid' or 'tpe'")
+        if self.max_trials is not None and not _is_count(self.max_trials):
+            raise ValueError(f"max_trials={self.max_trials!r}; accepted: None or an integer >= 1")
+        if self.sampler == "tpe" and (self.points is not None or self.max_trials is None):
+            raise ValueError("sampler='tpe' draws its own points: give max_trials >= 1, no points")
+        if self.points is not None:
+            object.__setattr__(self, "points", tuple(_parse_points(self.points)))
+
+    def candidates(self, base: Any, resolution: int) -> list[Candidate]:
+        """The grid's points (or the given ones) after the reference rows, each distinct
+        network once; every point is built (a clear error otherwise). TPE draws later."""
+        points = [] if self.sampler == "tpe" else list(self.points or grid(
+            base, target=self.target, tolerance=self.tolerance, step=self.step,
+            resolution=resolution, max_points=self.max_trials))
+        for point in points:
+            point.config(base, resolution)
+        rows = references(base, target=self.target, resolution=resolution)
+        keys = {c.key for c in rows}
+        return rows + [c for c in points if c.key not in keys]
+
+
+@dataclass(frozen=True)
+class ProxyTraining:
+    """How each candidate is trained (the search's proxy, as `Recipe` is a full training's):
+    `seeds` trainings of `epochs` epochs at `resolution` (None: the base's), ranked by their
+    mean validation top-1."""
+
+    seeds: int = 2
+    epochs: int = 5
+    resolution: int | None = None
+    batch_size: int = 64
+    recipe: str = "short"
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "epochs", "batch_size"):
+            if not _is_count(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}; accepted: an integer >= 1")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *,
+                 space: SearchSpace | None = None, training: ProxyTraining | None = None,
+                 storage: str | None = None, study: str | None = None,
+                 out: str = "runs/search", grace_period: int = GRACE_S,
+                 verbose: bool = True, **options: Any) -> dict[str, Any]:
+    """Step 1: train every candidate of `space` and the reference rows as `training` says;
+    rank them by mean validation top-1. The fields of both objects are also accepted as
+    keywords (`coefficients("lite", data, epochs=5, max_trials=8)`). `data` has no default: a
+    search ranks candidates on the user's data, never on invented images (pass "synthetic"
+    for a demo). Writes `out`/search.json, .md, .png; returns the search.json content.
+    Re-running the same call resumes; another process running it with the same `storage` and
+    `study` shares the work; a trial whose worker is silent for `grace_period` seconds
+    (killed) is re-queued.
+    """
     import optuna
 
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r}; accepted: an integer >= 1")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+    space = fold_keywords(SearchSpace, space, options, "space")
+    training = fold_keywords(ProxyTraining, training, options, "training")
+    refuse_unknown("coefficients", options, [f.name for kind in (SearchSpace, ProxyTraining)
+                                             for f in dataclasses.fields(kind)]
+                   + ["storage", "study", "out", "grace_period", "verbose"])
     if not isinstance(grace_period, int) or isinstance(grace_period, bool) or grace_period < 1:
         raise ValueError(f"grace_period={grace_period!r}; accepted: seconds, an integer >= 1")
     from keras_effnet.scaling import _resolve_base
 
     base_net = _resolve_base(base)
-    resolution = base_net.resolution if resolution is None else resolution
+    if training.resolution is None:
+        training = dataclasses.replace(training, resolution=base_net.resolution)
     base_arg = base if isinstance(base, str) else base_net
-    if sampler not in ("grid", "tpe"):
-        raise ValueError(f"sampler={sampler!r}; accepted: 'grid' or 'tpe'")
-    if sampler == "tpe" and (points is not None or not isinstance(max_trials, int)
-                             or max_trials < 1):
-        raise ValueError("sampler='tpe' draws its own points: give max_trials >= 1, no points")
-    candidates = [] if sampler == "tpe" else (_parse_points(points) if points is not None else
-                  grid(base_arg, target=target, tolerance=tolerance, step=step,
-                       resolution=resolution, max_points=max_trials))
-    for c in candidates:
-        c.config(base_arg, resolution)  # every point builds (a clear error otherwise)
-    rows = references(base_arg, target=target, resolution=resolution)
-    keys = {c.key for c in rows}
-    rows += [c for c in candidates if c.key not in keys]
+    rows = space.candidates(base_arg, training.resolution)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as err:
         raise PermissionError(f"cannot create the search folder {out!r}: {err}") from None
     check_writable_dir(os.path.join(out, "search.json"))
-    _check_data(data, resolution)
+    _check_data(data, training.resolution)
     settings = {"base": base_net.name, "stages": [dataclasses.asdict(s) for s in base_net.stages],
-                "data": str(data), "target": target, "tolerance": tolerance, "seeds": seeds,
-                "epochs": epochs, "resolution": resolution, "batch_size": batch_size,
-                "recipe": recipe, "candidates": [c.key for c in rows], "sampler": sampler,
-                "max_trials": max_trials if sampler == "tpe" else None}
+                "data": str(data), "target": space.target, "tolerance": space.tolerance,
+                "seeds": training.seeds, "epochs": training.epochs,
+                "resolution": training.resolution, "batch_size": training.batch_size,
+                "recipe": training.recipe, "candidates": [c.key for c in rows],
+                "sampler": space.sampler,
+                "max_trials": space.max_trials if space.sampler == "tpe" else None}
     _claim_folder(out, settings)
     name = study or f"effnet-search-{base_net.name}"
     db = open_storage(storage, out, grace_period)
+    study_ = _open_study(optuna, name, db, storage, [c.key for c in rows], settings)
+    by_key = {c.key: c for c in rows}
+
+    def run(point: Candidate) -> dict[str, Any]:
+        return train_candidate(point, base_arg, data, training, out)
+
+    _run_grid(optuna, study_, by_key, run, grace_period, verbose)
+    rows = [_finished(study_)[k] for k in by_key]
+    if space.sampler == "tpe":
+        rows += _continuous(optuna, name, db, base_arg, training.resolution, space, run,
+                            verbose)
+    return write_report(out, rows, settings)
+
+
+def _open_study(optuna: Any, name: str, db: Any, storage: str | None, keys: list[str],
+                settings: dict[str, Any]) -> Any:
+    """The grid study (one categorical parameter: the candidate's key), created or joined;
+    a study holding another search's settings is refused, naming what differs."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study_ = optuna.create_study(study_name=name, storage=db, direction="maximize",
                                      load_if_exists=True,
-                                     sampler=optuna.samplers.GridSampler(
-                                         {"candidate": [c.key for c in rows]}, seed=0))
+                                     sampler=optuna.samplers.GridSampler({"candidate": keys},
+                                                                         seed=0))
     except Exception as err:
         raise ValueError(f"storage={storage!r}: {type(err).__name__}: {err}") from None
     previous = study_.user_attrs.get("settings")
@@ -265,8 +338,20 @@ def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: 
         changed = sorted(k for k in settings if settings[k] != previous.get(k))
         raise ValueError(f"study {name!r} holds a search with other settings ({', '.join(changed)}"
                          " differ): use another --study or --out")
-    by_key = {c.key: c for c in rows}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return study_
+
+
+def _record(trial: Any, row: dict[str, Any]) -> float:
+    for field, value in row.items():
+        trial.set_user_attr(field, value)
+    return row["val_top1_mean"]
+
+
+def _run_grid(optuna: Any, study_: Any, by_key: dict[str, Candidate], run: Any,
+              grace_period: int, verbose: bool) -> None:
+    """Train candidates until every one is finished here or elsewhere. A candidate another
+    worker holds is not run twice; while the rest runs elsewhere this worker waits, failing
+    trials whose worker went silent so that they are re-queued."""
 
     def objective(trial: Any) -> float:
         key = trial.suggest_categorical("candidate", list(by_key))
@@ -276,34 +361,24 @@ def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *, points: 
                      if t.params.get("candidate") == key and t.number < trial.number]
         if duplicate:  # another worker took it first: this one is not run twice
             raise optuna.TrialPruned(f"{key} is run by trial {duplicate[0].number}")
-        row = train_candidate(by_key[key], base_arg, data, resolution, seeds, epochs,
-                              batch_size, recipe, strategy, out)
-        for field, value in row.items():
-            trial.set_user_attr(field, value)
-        return row["val_top1_mean"]
+        return _record(trial, run(by_key[key]))
 
     started = time.time()
     while True:
         done = _finished(study_)
         if set(by_key) <= set(done):
-            break
+            return
         running = {t.params.get("candidate") for t in study_.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
         if set(by_key) <= set(done) | running:
             time.sleep(max(1, grace_period // 3))  # the rest runs elsewhere; a dead one is re-queued
             if time.time() - started > 24 * 3600:
-                break
+                return
             optuna.storages.fail_stale_trials(study_)
             continue
         study_.optimize(objective, n_trials=1, catch=())
         if verbose:
             _progress(study_, len(by_key))
-    rows = [_finished(study_)[k] for k in by_key]
-    if sampler == "tpe":
-        rows += _continuous(optuna, name, db, base_arg, data, resolution, seeds, epochs,
-                            batch_size, recipe, strategy, out, target, tolerance, max_trials,
-                            verbose)
-    return write_report(out, rows, settings)
 
 
 def _progress(study_: Any, total: int) -> None:
@@ -315,15 +390,14 @@ def _progress(study_: Any, total: int) -> None:
           f"{best['val_top1_mean']:.3f}", flush=True)
 
 
-def _continuous(optuna: Any, name: str, db: Any, base: Any, data: str, resolution: int,
-                seeds: int, epochs: int, batch_size: int, recipe: str, strategy: str, out: str,
-                target: float, tolerance: float, max_trials: int,
-                verbose: bool) -> list[dict[str, Any]]:
+def _continuous(optuna: Any, name: str, db: Any, base: Any, resolution: int,
+                space: SearchSpace, run: Any, verbose: bool) -> list[dict[str, Any]]:
     """TPE over the continuous box; a drawn point whose measured MACs miss the tolerance is
     pruned at once (no training). Each worker stops when `max_trials` points are trained (N
     workers may train up to N − 1 more)."""
     study_ = optuna.create_study(study_name=f"{name}-tpe", storage=db, direction="maximize",
                                  load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=0))
+    target, tolerance, max_trials = space.target, space.tolerance, space.max_trials
     high = math.sqrt(target)
 
     def objective(trial: Any) -> float:
@@ -333,11 +407,7 @@ def _continuous(optuna: Any, name: str, db: Any, base: Any, data: str, resolutio
         ratio = macs_multiplier(base, (point.alpha, point.beta, point.gamma), resolution)
         if abs(ratio / target - 1) > tolerance:
             raise optuna.TrialPruned(f"{point.key}: MACs x{ratio:.2f}")
-        row = train_candidate(point, base, data, resolution, seeds, epochs, batch_size, recipe,
-                              strategy, out)
-        for field, value in row.items():
-            trial.set_user_attr(field, value)
-        return row["val_top1_mean"]
+        return _record(trial, run(point))
 
     for _ in range(200 * max_trials):  # pruned draws cost a count each, not a training
         if len(_finished(study_)) >= max_trials:
@@ -385,8 +455,7 @@ def _finished(study_: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def train_candidate(point: Candidate, base: Any, data: str, resolution: int, seeds: int,
-                    epochs: int, batch_size: int, recipe: str, strategy: str,
+def train_candidate(point: Candidate, base: Any, data: str, training: ProxyTraining,
                     out: str) -> dict[str, Any]:
     """Train the point's network once per seed into `out`/trials/<key>/seed<N> (a finished
     seed's summary is reused; a killed one resumes from its last epoch) and summarise it as
@@ -398,19 +467,20 @@ def train_candidate(point: Candidate, base: Any, data: str, resolution: int, see
 
     from keras_effnet.train import train
 
-    config = point.config(base, resolution)
+    config = point.config(base, training.resolution)
     counts = profile(config)
     scores, started = [], time.time()
-    for seed in range(seeds):
+    for seed in range(training.seeds):
         folder = os.path.join(out, "trials", point.key, f"seed{seed}")
         summary_path = os.path.join(folder, "summary.json")
         if os.path.exists(summary_path):
             with open(summary_path, encoding="utf-8") as f:
                 summary = json.load(f)
         else:
-            summary = train(config, data=data, epochs=epochs, batch_size=batch_size,
-                            recipe=recipe, resolution=config.resolution, out=folder, seed=seed,
-                            strategy=strategy, verbose=0)
+            summary = train(config, data=data, epochs=training.epochs,
+                            batch_size=training.batch_size, recipe=training.recipe,
+                            resolution=config.resolution, out=folder, seed=seed,
+                            strategy=training.strategy, verbose=0)
         scores.append(summary["validation"]["accuracy"])
     return {"key": point.key, "role": point.role, "alpha": point.alpha, "beta": point.beta,
             "gamma": point.gamma, "depth": config.depth, "width": config.width,

@@ -33,6 +33,7 @@ from keras_effnet.files import atomic_path, save_model, write_json
 from keras_effnet.keras_private import AtomicBackup
 from keras_effnet.model import build
 from keras_effnet.optim import WarmupSchedule, apply_weight_decay, make_optimizer
+from keras_effnet.progressive import Progressive, Stage, as_progressive
 from keras_effnet.recipe import Recipe
 from keras_effnet.scaling import ModelConfig, scale
 
@@ -139,9 +140,9 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Keep the model with the best validation accuracy, written atomically, its score in a
     JSON file beside it; a resumed run starts from that score, so it keeps a better file."""
 
-    def __init__(self, path: str, monitor: str = "val_accuracy") -> None:
+    def __init__(self, path: str, monitor: str = "val_accuracy", options: Any = None) -> None:
         super().__init__()
-        self.path, self.monitor, self.best = path, monitor, -math.inf
+        self.path, self.monitor, self.best, self.options = path, monitor, -math.inf, options
         self.score_path, self._begun = os.path.splitext(path)[0] + ".json", False
         self._twin: Any = None
 
@@ -156,17 +157,18 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
-            self._twin = save_weights_only(self.model, self.path, self._twin)
+            self._twin = save_weights_only(self.model, self.path, self._twin, self.options)
             write_json({"epoch": epoch, self.monitor: self.best}, self.score_path)
 
 
-def save_weights_only(model: Any, path: str, twin: Any = None) -> Any:
+def save_weights_only(model: Any, path: str, twin: Any = None, options: Any = None) -> Any:
     """Write `model` as a `.keras` file without its optimizer: an uncompiled copy (`twin`,
-    made once and returned for reuse) holding its current weights. Resuming needs the
-    optimizer state, and the backup keeps it; a deliverable does not, and with Adam's two
-    moments it would be three times the size."""
+    made once and returned for reuse) holding its current weights, built with `options`
+    (default: the model's; a progressive run's free-size model is saved at its final size).
+    Resuming needs the optimizer state, and the backup keeps it; a deliverable does not, and
+    with Adam's two moments it would be three times the size."""
     if twin is None:
-        twin = type(model)(model.effnet_config, model.build_options, name=model.name,
+        twin = type(model)(model.effnet_config, options or model.build_options, name=model.name,
                            class_names=model.class_names)
     twin.set_weights(model.get_weights())
     save_model(twin, path)
@@ -220,16 +222,24 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
           seed: int = 0, verbose: str | int = "auto",
           num_classes: int | None = None, weights: str | os.PathLike | None = None,
-          skip_head: bool = False) -> dict[str, Any]:
+          skip_head: bool = False, progressive: Any = None) -> dict[str, Any]:
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
     The class count comes from the data; `num_classes`, when given, must agree with it.
     `weights` ("imagenet", or any file `build` loads: keras.applications, `.pth`,
-    `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the data's label set a fresh
-    classifier. The recipe's zero-init then touches that fresh classifier only.
+    `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the
+    data's label set a fresh classifier. The recipe's zero-init then touches that fresh
+    classifier only.
+
+    `progressive` (True, a preset name "v2-s" / "v2-m" / "v2-l", or a
+    `progressive.Progressive`) trains in stages whose image size, dropout, RandAugment
+    magnitude and mixup grow together (EfficientNetV2's progressive learning; the schedule's
+    RandAugment replaces the recipe's). Validation always runs at `resolution`, the size the
+    saved model takes.
 
     `batch_size` is the global batch, split evenly across replicas. Re-running the same call
-    after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`).
+    after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`), in
+    the stage that epoch belongs to.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
@@ -240,6 +250,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
     resolution = resolution or config.resolution
+    schedule = as_progressive(progressive)
+    stages = None if schedule is None else schedule.plan(
+        epochs, resolution, config.dropout_rate if recipe.dropout_rate is None
+        else recipe.dropout_rate)
     imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
     if weights is not None and not imagenet and not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
@@ -253,9 +267,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     workers, worker_index = _worker(dist)
     chief = worker_index == 0
     keras.utils.set_random_seed(seed)
+    shard = (workers, worker_index)
     dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
                    augment=Augment(recipe.crop_area_min, recipe.randaugment),
-                   shard=(workers, worker_index), num_classes=num_classes)
+                   shard=shard, num_classes=num_classes)
     _prepare_out(out)  # after the data checks: bad data leaves no folder behind
     # Non-chief workers write their copies where nobody reads them (collectives need them all).
     write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
@@ -266,9 +281,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     keras.mixed_precision.set_global_policy(policy)
     try:
         with dist.scope():
-            net = _compiled(config, dataset, resolution, recipe, replicas, batch_size, steps,
-                            epochs, weights, skip_head)
+            net = _compiled(config, dataset, None if stages else resolution, recipe, replicas,
+                            batch_size, steps, epochs, weights, skip_head,
+                            max((s.dropout for s in stages), default=0.0) if stages else None)
         config = net.effnet_config
+        final = dataclasses.replace(net.build_options, input_shape=(resolution, resolution, 3))
         # One folder per worker, side by side (a worker's folder nested in the chief's raced
         # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
@@ -278,16 +295,22 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             "data": str(dataset.spec), "epochs": epochs, "global_batch_size": batch_size,
             "resolution": resolution, "mixed_precision": policy, "seed": seed,
             # fine-tuning: the starting weights (absent before training from scratch)
-            "weights": None if source is None else [source, skip_head]})
+            "weights": None if source is None else [source, skip_head],
+            **({"progressive": schedule.to_dict()} if schedule else {})})
         history = os.path.join(write_dir, "history.csv")
         started = time.time()
-        net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
-                callbacks=_callbacks(recipe, history, backup, write_dir), verbose=verbose,
-                shuffle=False)  # tf.data shuffles
+        if stages is None:
+            net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
+                    callbacks=_callbacks(recipe, history, backup, write_dir, final),
+                    verbose=verbose, shuffle=False)  # tf.data shuffles
+            stage_rows = None
+        else:
+            stage_rows = _fit_stages(net, stages, schedule, dataset, data, recipe, batch_size,
+                                     seed, shard, history, backup, write_dir, final, verbose)
         fit_seconds = time.time() - started
         # fit() has copied the EMA weights into the model when the recipe uses EMA.
         scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
-        save_weights_only(net, os.path.join(write_dir, "model.keras"))
+        save_weights_only(net, os.path.join(write_dir, "model.keras"), options=final)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     summary = {
@@ -301,22 +324,67 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
                       "history": "history.csv", "tensorboard": "logs"},
     }
+    if schedule is not None:
+        summary["progressive"] = {"schedule": schedule.to_dict(), "stages": stage_rows}
     write_json(summary, os.path.join(write_dir, "summary.json"))
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     return summary
 
 
+def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: Any, data: str,
+                recipe: Recipe, batch_size: int, seed: int, shard: tuple[int, int],
+                history: str, backup: str, write_dir: str, final: Any,
+                verbose: Any) -> list[dict[str, Any]]:
+    """One `fit` per stage on the same model and optimizer: the stage's training images at
+    its size and augmentation, its dropout rate set on the classifier's dropout (the step is
+    traced again for it). A resumed run starts in the stage of its last finished epoch; each
+    finished stage is recorded in `stages.json` (size, regularisation, epochs, seconds,
+    validation top-1), written atomically."""
+    record = os.path.join(write_dir, "stages.json")
+    done = AtomicBackup.finished_epochs(backup)
+    rows = []
+    if os.path.exists(record):
+        with open(record, encoding="utf-8") as f:
+            rows = [r for r in json.load(f) if r["end_epoch"] <= done]
+    for stage in stages:
+        if stage.end_epoch <= done and any(r["index"] == stage.index for r in rows):
+            continue
+        augment = Augment(recipe.crop_area_min, (schedule.randaugment_ops, stage.randaugment)
+                          if stage.randaugment > 0 else None, stage.mixup)
+        train_split = load(data, resolution=stage.size, batch_size=batch_size, seed=seed,
+                           augment=augment, shard=shard,
+                           num_classes=dataset.num_classes).train
+        if any(layer.name == "top_dropout" for layer in net.layers):
+            net.get_layer("top_dropout").rate = stage.dropout
+        net.make_train_function(force=True)  # the dropout rate is a constant of the trace
+        last = stage.index == len(stages) - 1
+        started = time.time()
+        net.fit(train_split, validation_data=dataset.validation, initial_epoch=stage.first_epoch,
+                epochs=stage.end_epoch, verbose=verbose, shuffle=False,
+                callbacks=[StageLog(stage)] + _callbacks(recipe, history, backup, write_dir,
+                                                         final, last_stage=last))
+        scores = [r for r in read_history(history) if r["epoch"] == stage.end_epoch - 1]
+        rows = [r for r in rows if r["index"] != stage.index] + [{
+            **stage.to_dict(), "seconds": round(time.time() - started, 2),
+            "val_accuracy": scores[0].get("val_accuracy") if scores else None}]
+        write_json(rows, record)
+    return rows
+
+
 # `train`'s steps beyond checking its arguments and opening the data.
 
-def _compiled(config: ModelConfig, dataset: Any, resolution: int, recipe: Recipe, replicas: int,
-              batch_size: int, steps: int, epochs: int, weights: Any, skip_head: bool) -> Any:
+def _compiled(config: ModelConfig, dataset: Any, resolution: int | None, recipe: Recipe,
+              replicas: int, batch_size: int, steps: int, epochs: int, weights: Any,
+              skip_head: bool, dropout_rate: float | None = None) -> Any:
     """The model to fit, built and compiled in the strategy's scope: the recipe's
     regularisation set at build time, batch statistics over the global batch (as the
     reference's cross-replica TPU batch norm), the data's class names, and the optimizer
-    built before the first step."""
+    built before the first step. `resolution` None: any input size (progressive learning,
+    whose stages set `dropout_rate`)."""
     net = build(config, num_classes=dataset.num_classes, input_shape=(resolution, resolution, 3),
-                dropout_rate=recipe.dropout_rate, drop_path_rate=recipe.drop_path_rate,
+                dropout_rate=recipe.dropout_rate if dropout_rate is None else dropout_rate,
+                drop_path_rate=recipe.drop_path_rate,
                 bn_momentum=recipe.bn_momentum, bn_synchronized=replicas > 1,
                 weights=weights, skip_head=skip_head)
     net.class_names = dataset.class_names  # saved with the model: labels inside
@@ -334,14 +402,48 @@ def _compiled(config: ModelConfig, dataset: Any, resolution: int, recipe: Recipe
     return net
 
 
-def _callbacks(recipe: Recipe, history: str, backup: str, write_dir: str) -> list[Any]:
+def _callbacks(recipe: Recipe, history: str, backup: str, write_dir: str, final: Any,
+               last_stage: bool = True) -> list[Any]:
     """At an epoch's end, in this order: its history row (a backed-up epoch has one), the
-    backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored)."""
-    callbacks = [HistoryCSV(history), AtomicBackup(backup)]
+    backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored,
+    saved at the final size). A progressive run's earlier stages keep their backup for the
+    next, and keep training the raw weights (fit ends by copying the EMA into the model)."""
+    callbacks = [HistoryCSV(history), AtomicBackup(backup, delete_checkpoint=last_stage)]
     if recipe.ema_decay is not None:
+        if not last_stage:
+            callbacks.append(KeepRawWeights())
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    return callbacks + [BestCheckpoint(os.path.join(write_dir, "best.keras")),
+    return callbacks + [BestCheckpoint(os.path.join(write_dir, "best.keras"), options=final),
                         keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
+
+
+class StageLog(keras.callbacks.Callback):
+    """Adds the stage's image size and regularisation to each epoch's logs (so to the
+    history): what every epoch of a progressive run trained with, resumed ones included."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__()
+        self.stage = stage
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if logs is not None:
+            logs.update(stage=self.stage.index, image_size=self.stage.size,
+                        dropout=self.stage.dropout, randaugment=self.stage.randaugment,
+                        mixup=self.stage.mixup)
+
+
+class KeepRawWeights(keras.callbacks.Callback):
+    """Puts the trained (not averaged) weights back when a `fit` ends: Keras ends every fit by
+    copying the EMA into the model, right for the last stage of a progressive run, wrong for
+    the stages the training goes on from."""
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:  # before the EMA swap
+        self._raw = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_weights]
+
+    def on_train_end(self, logs: Any = None) -> None:
+        if getattr(self, "_raw", None) is not None:
+            for variable, value in zip(self.model.trainable_weights, self._raw):
+                variable.assign(value)
 
 
 def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,

@@ -39,6 +39,26 @@ def effnet(*args, cwd=None, timeout=300, umask=-1):
                           timeout=timeout, check=False, umask=umask)
 
 
+def kill_after_epochs(command, history, epochs, env, timeout=400):
+    """Start a training command in its own process group and SIGKILL it once its history
+    holds `epochs` rows (a run killed mid-training)."""
+    import signal
+    import time
+
+    from keras_effnet.train import read_history
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and len(read_history(history)) < epochs:
+            assert process.poll() is None, "training ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def trained_variant(variant, *marks):
     """A test parameter for a variant that uses `trained(variant)`: under pytest-xdist all such
     tests run in one worker (`--dist loadgroup`), which trains that variant once."""

@@ -18,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENCY = os.path.join(ROOT, "benchmarks", "latency.py")
 MEMORY = os.path.join(ROOT, "benchmarks", "memory.py")
 BIAS = os.path.join(ROOT, "benchmarks", "int8_bias_correction.py")
+CALIBRATION = os.path.join(ROOT, "benchmarks", "int8_calibration.py")
+PROGRESSIVE = os.path.join(ROOT, "benchmarks", "progressive.py")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 MODES = ["keras_b1", "tflite_fp32", "tflite_int8"]
 
@@ -132,3 +134,49 @@ def test_bias_correction_benchmark_reproduces_the_real_lite0_gain(tmp_path):
     for measured in ("8 centre crops", "pooled (8 unseen)"):
         assert sqnr[measured, "on"] >= sqnr[measured, "off"] + 2, sqnr
 
+
+
+@pytest.mark.parametrize("script,args,message", [
+    (CALIBRATION, ["--counts=ten"], "--counts=['ten']; accepted: integers >= 1"),
+    (CALIBRATION, ["--trained=m.keras"], "--trained needs --calibration=SPEC"),
+    (PROGRESSIVE, ["--data=mnist"], "--data: ['mnist']; accepted: digits, synthetic"),
+])
+def test_new_benchmarks_refuse_bad_flags_before_any_work(script, args, message, tmp_path):
+    done = subprocess.run([sys.executable, script, *args, f"--results={tmp_path}",
+                           f"--workdir={tmp_path / 'work'}"] if script == PROGRESSIVE else
+                          [sys.executable, script, *args, f"--results={tmp_path}"],
+                          check=False, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.large
+def test_calibration_count_benchmark_tiny_run(tmp_path):
+    """The real Lite0 and a trained model, two counts, one draw each: one row per count and
+    model, every figure a real measurement."""
+    from keras_effnet.train import train
+
+    train("lite0", data="synthetic?train=64&validation=16", epochs=1, batch_size=16,
+          resolution=32, out=str(tmp_path / "run"), verbose=0)
+    _finish(_start(CALIBRATION, "--counts=4,8", "--draws=1", f"--results={tmp_path}",
+                   f"--trained={tmp_path / 'run' / 'model.keras'}",
+                   "--calibration=synthetic?train=64&validation=16",
+                   "--verify_data=synthetic?train=1&validation=32&seed=1", "--verify_count=32"))
+    rows = _load(str(tmp_path), "int8_calibration")["rows"]
+    assert sorted((r["model"][-11:], r["calibration images"]) for r in rows) == sorted(
+        [("model.keras", 4), ("model.keras", 8), ("e0 (photos)", 4), ("e0 (photos)", 8)])
+    assert all(r["sqnr_db"] > 5 and r["convert s"] > 0 for r in rows), rows
+
+
+@pytest.mark.large
+def test_progressive_benchmark_tiny_run(tmp_path):
+    """Real digits, one seed, both methods: the progressive run trained at growing sizes."""
+    _finish(_start(PROGRESSIVE, "--models=lite0", "--data=digits", "--seeds=0", "--epochs=4",
+                   "--resolution=48", "--batch_size=32", f"--workdir={tmp_path / 'work'}",
+                   f"--results={tmp_path}"))
+    rows = _load(str(tmp_path), "progressive")["rows"]
+    assert [(r["method"], r["sizes"]) for r in rows] == [("fixed", "48"),
+                                                         ("progressive", "32→37→43→48")]
+    assert all(0 <= r["val_top1"] <= 1 and r["fit_s"] > 0 for r in rows)
+    assert len(list((tmp_path / "work" / "digits").rglob("*.png"))) == 1797

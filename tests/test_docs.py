@@ -64,6 +64,7 @@ FILES = {
     "runs/mine/": "a trained lite0 run (model.keras, summary.json): ImageNet Lite0 fine-tuned "
                   "on IMAGES at 32 px",
     "runs/quickstart/model_int8.tflite": "that model as int8 TFLite, with metadata and labels",
+    "runs/mine/model_int8.tflite": "the same int8 file, where `effnet export` writes it",
     "photo.jpg": "a JPEG photo of one of IMAGES' classes",
     "my_photos/": "a folder of two JPEG photos and a broken one (skipped by effnet predict)",
     "photos/": "a folder of two JPEG photos",
@@ -87,6 +88,8 @@ EXPECTED = [
     ("docs/building.md", "effnet profile --variants=", r"efficientnet-b0 .*5,288,548.*\n(.*\n)*"
                                                        r"efficientnet-lite4 .*13,006,568"),
     ("docs/bases.md", "print(model.output_shape)", r"\(None, 4\)"),
+    ("docs/efficientnetv2.md", "keras_effnet.scale(name)",
+     r"efficientnetv2-s block4a_dwconv2\n(.*\n)*v2-l: 118,515,272 parameters, 56\.08 B MACs"),
     ("docs/bases.md", "effnet profile --base=resnet50", r"Table 3 row"),
     ("docs/weights.md", "tuned.output_shape", r"espresso \(None, 5\)"),
     ("docs/training.md", 'print(summary["validation"])', r"'accuracy'"),
@@ -102,6 +105,9 @@ EXPECTED = [
     ("docs/shipping.md", "interpreter.invoke()", r"(?m)^(red|green|blue)$"),
     ("docs/shipping.md", "effnet predict", r"photo\.jpg: (red|green|blue) .*(\n.*)*skipped"),
     ("docs/shipping.md", "result = predict(", r"TFLite metadata .*'label': '(red|green|blue)'"),
+    ("docs/browser.md", "effnet app --model=runs/mine/model_int8.tflite --out=app",
+     r"wrote app: efficientnet-lite0 \(model_int8\.tflite, 3 labels, 2 examples\)"),
+    ("docs/browser.md", "make_app(", r"(?m)^app$"),
     ("docs/cli.md", "effnet build --variant=lite0 --num_classes=10", r"saved lite0\.keras"),
     ("docs/cli.md", "effnet export --help", r"--min_sqnr_db"),
     ("docs/cli.md", "effnet eval", r'"top": \['),
@@ -329,7 +335,7 @@ class Kit:
         if key == "runs/mine/":
             return {f"runs/mine/{name}": self.run / name for name in ("model.keras",
                                                                       "summary.json")}
-        if key == "runs/quickstart/model_int8.tflite":
+        if key in ("runs/quickstart/model_int8.tflite", "runs/mine/model_int8.tflite"):
             return {key: self.int8}
         if key == "photo.jpg":
             return {key: self._photo(self.root / "photo.jpg", 0)}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from keras_effnet import scale
+from keras_effnet import BuildOptions, scale
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -66,13 +66,17 @@ def test_variant_of_wrong_type():
     ({"num_classes": 2.5}, r"num_classes=2.5"),
     ({"input_shape": (16, 16, 3)}, r"input_shape=\(16, 16, 3\); accepted: .* >= 32"),
     ({"input_shape": (64, 64)}, r"input_shape=\(64, 64\)"),
-    ({"input_shape": (None, None, 3)}, r"include_top=True needs a known spatial size"),
     ({"input_shape": (64, 64, 1)}, r"normalises 3 RGB channels; pass include_preprocessing"),
     ({"pooling": "avg"}, r"pooling='avg' applies only with include_top=False"),
     ({"include_top": False, "pooling": "mean"}, r"pooling='mean'; accepted: None, 'avg'"),
     ({"weights": "imagenet", "num_classes": 10}, r"weights='imagenet' has a 1000-class "
      r"classifier; num_classes=10 needs skip_head=True"),
     ({"weights": 42}, r"weights=42; accepted: None or a path"),
+    ({"num_clases": 10}, r"build\(\) got unexpected keyword\(s\) \['num_clases'\] \(did you "
+     r"mean 'num_classes'\?\); accepted: .*base_resolution.*pooling"),
+    ({"options": BuildOptions(), "num_classes": 10}, r"pass num_classes inside options= or as "
+     r"keywords, not both"),
+    ({"options": {"num_classes": 10}}, r"options=\{'num_classes': 10\}; accepted: a BuildOptions"),
 ])
 def test_build_rejects(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -84,7 +84,9 @@ def test_profile_is_the_built_graph(base):
     ("mobilenet_v2", [16, 24, 32, 96, 320],
      ["block1a", "block2b", "block3c", "block5c", "block7a"]),
     ("resnet50", [64, 256, 512, 1024, 2048],
-     ["stem", "block1c", "block2d", "block3f", "block4c"])])
+     ["stem", "block1c", "block2d", "block3f", "block4c"]),
+    ("efficientnetv2", [16, 32, 48, 112, 192],
+     ["block1a", "block2b", "block3b", "block5e", "block6h"])])
 def test_features_only_strides_and_channels(base, channels, blocks, pixels):
     backbone = keras_effnet.build(base=base, phi=0, features_only=True)
     info = backbone.feature_info
@@ -153,3 +155,26 @@ def test_weights_of_another_family_are_refused_and_nothing_changes(tmp_path):
     ours.save_weights(tmp_path / "r50.weights.h5")
     with pytest.raises(ValueError, match="cannot tell keras.applications' BGR ResNet50"):
         keras_effnet.load_weights(ours, tmp_path / "r50.weights.h5")
+
+
+def test_efficientnetv2_base_takes_every_option(pixels):
+    """base="efficientnetv2" (V2-B0's table) with φ, explicit multipliers (its profile is its
+    graph, layer by layer), a backbone without the top, pooling, dropout/drop-path/BN settings;
+    S as a base of its own."""
+    keras.backend.clear_session()
+    config = scale(phi=-1, base="efficientnetv2")
+    model = keras_effnet.build(config, num_classes=3, input_shape=(48, 48, 3),
+                               dropout_rate=0.1, drop_path_rate=0.3, bn_momentum=0.95)
+    assert model.effnet_config.base == "efficientnetv2" and model.name == "efficientnetv2-phi-1"
+    assert {layer.momentum for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.95}
+    assert "block4a_dwconv2" in {layer.name for layer in model.layers}
+    assert np.asarray(model(pixels(2, 48))).shape == (2, 3)
+    wide = keras_effnet.build(base="efficientnetv2", width=0.5, depth=0.5, resolution=0.25,
+                              num_classes=2)
+    assert wide.input_shape == (None, 56, 56, 3) and wide.name == "efficientnetv2-d0.5-w0.5-r0.25"
+    assert by_name(profile(wide)) == by_name(profile(wide.effnet_config, num_classes=2))
+    pooled = keras_effnet.build(base="efficientnetv2-s", phi=-4, include_top=False,
+                                pooling="max")
+    assert pooled.effnet_config.preprocessing == "efficientnetv2"
+    assert np.asarray(pooled(pixels(1, 64, 40))).shape == (1, pooled.effnet_config.head_filters)

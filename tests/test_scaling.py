@@ -20,6 +20,19 @@ KERAS_APPLICATIONS_TOTAL = {
     "b5": 30_562_527, "b6": 43_265_143, "b7": 66_658_687}
 PAPER_FLOPS = {"b0": 0.39e9, "b1": 0.70e9, "b2": 1.0e9, "b3": 1.8e9, "b4": 4.2e9, "b5": 9.9e9,
                "b6": 19e9, "b7": 37e9}
+# EfficientNetV2 (REFERENCE.md): keras.applications 3.15 EfficientNetV2*(weights=None),
+# 1000 classes, (trainable params, count_params(), without the top); its B0-B3 normalise with
+# constants (no weights), so count_params() is ours exactly. Published MACs at the default
+# input: the authors' README (B0-B3), the paper's Table 7 (S, M, L).
+V2_REFERENCE = {
+    "v2-b0": (224, 7_139_704, 7_200_312, 5_919_312, 0.72e9),
+    "v2-b1": (240, 8_141_052, 8_212_124, 6_931_124, 1.2e9),
+    "v2-b2": (260, 10_096_086, 10_178_374, 8_769_374, 1.7e9),
+    "v2-b3": (300, 14_358_406, 14_467_622, 12_930_622, 3.0e9),
+    "v2-s": (384, 21_458_488, 21_612_360, 20_331_360, 8.8e9),
+    "v2-m": (480, 54_139_356, 54_431_388, 53_150_388, 24e9),
+    "v2-l": (480, 118_515_272, 119_027_848, 117_746_848, 53e9),
+}
 
 
 def test_scaling_does_not_import_tensorflow():
@@ -180,3 +193,89 @@ def test_renamed_arguments_still_work_with_a_warning():
         "drop_path_rate")
     assert ModelConfig.from_dict(saved) == old
     assert scale("b3").dropout_rate == 0.3 and "dropout_rate=0.3" in scale("b3").summary()
+
+
+# ---- EfficientNetV2 (issue #23): counted from the profile, no graph built ----
+
+@pytest.mark.parametrize("variant", V2_REFERENCE)
+def test_efficientnetv2_params_equal_keras_applications(variant):
+    resolution, trainable, total, no_top, _ = V2_REFERENCE[variant]
+    config = scale(variant)
+    assert config.resolution == resolution and config.name == "efficientnet" + variant
+    counted = profile(config)
+    assert (counted.trainable_params, counted.params) == (trainable, total)
+    assert profile(config, include_top=False).params == no_top
+    assert keras_effnet.VARIANTS[variant].params == trainable
+
+
+def test_efficientnetv2_macs_within_10_percent_of_published_or_say_why():
+    for variant, (*_, published) in V2_REFERENCE.items():
+        v = keras_effnet.VARIANTS[variant]
+        assert v.macs == published
+        ratio = profile(scale(variant)).macs / v.macs
+        assert 0.9 <= ratio <= 1.1 or v.note, (variant, ratio)
+
+
+def test_efficientnetv2_rules():
+    """What V2 takes from its bases: BN momentum 0.9, the depthwise name `dwconv2`, the stem as
+    wide as stage 1's input, widths rounded to the nearest multiple of 8 (B3's stage 1 is 16
+    wide, not V1's 24), ceil depth rounding for the released rows, x/128 − 1 for S/M/L."""
+    b3 = scale("v2-b3")
+    assert (b3.bn_momentum, b3.depthwise_name, b3.preprocessing) == (0.9, "dwconv2", "imagenet")
+    assert b3.stem_filters == 40 and b3.head_filters == 1536
+    assert [(s.filters_out, s.repeats) for s in b3.stages] == [
+        (16, 2), (40, 3), (56, 3), (112, 5), (136, 7), (232, 12)]
+    assert round_filters(16, 1.2, "nearest") == 16 and round_filters(16, 1.2) == 24
+    assert [s.kind for s in b3.stages] == ["fused_mbconv"] * 3 + ["mbconv"] * 3
+    assert [b.se_filters > 0 for b in b3.blocks] == [b.kind == "mbconv" for b in b3.blocks]
+    s = scale("v2-s")
+    assert (s.stem_filters, s.preprocessing, s.base) == (24, "efficientnetv2", "efficientnetv2-s")
+    assert scale("v2-s", bn_momentum=0.99).bn_momentum == 0.99
+    assert scale("v2-s", base_resolution=192).resolution == 192  # S's φ=0 input is 384
+    assert scale("b0").bn_momentum == 0.99 and scale("b0").depthwise_name == "dwconv"
+    assert max(b.drop_path_rate for b in s.blocks) < 0.2 == s.drop_path_rate
+    phi = scale(phi=1, base="efficientnetv2")
+    assert phi.name == "efficientnetv2-phi1" and phi.resolution == 256
+    assert scale(phi=0, base="efficientnetv2").stages == scale("v2-b0").stages
+    assert scale(width=1.2, base="efficientnetv2-s").name == "efficientnetv2-s-w1.2"
+
+
+def test_efficientnetv2_spellings_and_unknown_names():
+    for name in ("efficientnetv2-b0", "EfficientNetV2B0", "efficientnetv2_b0", "V2-B0"):
+        assert scale(name) == scale("v2-b0")
+    assert scale("EfficientNetV2-L") == scale("efficientnetv2-l") == scale("v2-l")
+    for bad in ("v2-xl", "v2-b9", "efficientnetv2-xs"):
+        with pytest.raises(ValueError) as caught:
+            scale(bad)
+        assert f"unknown variant {bad!r}" in str(caught.value)
+        assert "Accepted: " + ", ".join(keras_effnet.VARIANTS) in str(caught.value)
+
+
+def test_config_saved_before_efficientnetv2_loads():
+    saved = scale("b1").to_dict()
+    del saved["depthwise_name"]  # configs of models saved before the field existed
+    assert keras_effnet.ModelConfig.from_dict(saved) == scale("b1")
+    v2 = scale("v2-m")
+    assert keras_effnet.ModelConfig.from_dict(v2.to_dict()) == v2
+
+
+def test_every_preprocessing_kind_has_constants_and_a_formula():
+    from keras_effnet.assembly import PREPROCESSING_FORMULAS, preprocessing_constants
+    from keras_effnet.scaling import PREPROCESSINGS
+
+    assert set(PREPROCESSING_FORMULAS) == set(PREPROCESSINGS)
+    scale_, offset = preprocessing_constants("efficientnetv2")  # S/M/L: x/128 − 1
+    assert [255 * a + b for a, b in zip(scale_, offset)] == [255 / 128 - 1] * 3
+    assert offset == [-1.0] * 3
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("bn_momentum", 1.5, r"bn_momentum=1.5; accepted: a number in \(0, 1\)"),
+    ("filter_rounding", "up", r"filter_rounding='up'; accepted: keep_90, nearest"),
+    ("depthwise_name", "dw", r"depthwise_name='dw'; accepted: dwconv, dwconv2"),
+])
+def test_base_network_fields_of_efficientnetv2_are_validated(field, value, match):
+    import dataclasses
+
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(keras_effnet.BASES["efficientnetv2"], **{field: value})

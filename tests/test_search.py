@@ -102,6 +102,14 @@ def test_a_real_search_writes_its_report(tmp_path):
     assert len(before) == 4
     coefficients(TINY, DATA, out=str(out), **SEARCH)
     assert {p: p.stat().st_mtime for p in out.rglob("summary.json")} == before
+    # ... and so does the same search given as settings objects
+    from keras_effnet.search import ProxyTraining, SearchSpace
+
+    coefficients(TINY, DATA, out=str(out), verbose=False, space=SearchSpace(
+        points=SEARCH["points"]), training=ProxyTraining(
+        **{k: v for k, v in SEARCH.items() if k not in ("points", "grace_period")}),
+        grace_period=SEARCH["grace_period"])
+    assert {p: p.stat().st_mtime for p in out.rglob("summary.json")} == before
     # the folder holds this search: another one is refused, naming the difference
     with pytest.raises(ValueError, match=r"holds a different search \(epochs differ\)"):
         coefficients(TINY, DATA, out=str(out), **{**SEARCH, "epochs": 2})
@@ -202,3 +210,24 @@ def test_a_bad_grace_period_is_refused_before_anything_runs(grace, tmp_path):
     with pytest.raises(ValueError, match=rf"grace_period={grace!r}; accepted: seconds"):
         coefficients(TINY, DATA, out=str(tmp_path / "s"), **{**SEARCH, "grace_period": grace})
     assert not (tmp_path / "s").exists()
+
+
+def test_settings_objects_and_keywords_are_one_search(tmp_path):
+    """`space=` / `training=` objects and today's keywords describe the same search; mixing
+    both for one field, a wrong type or an unknown keyword is refused before anything runs."""
+    from keras_effnet.search import ProxyTraining, SearchSpace
+
+    space = SearchSpace(points=SEARCH["points"])
+    assert space.points == tuple(SearchSpace(points=list(SEARCH["points"])).points)
+    with pytest.raises(ValueError, match=r"pass epochs inside training= or as keywords"):
+        coefficients(TINY, DATA, training=ProxyTraining(), epochs=2, out=str(tmp_path / "a"))
+    with pytest.raises(TypeError, match=r"space=\{'target': 2\}; accepted: a SearchSpace"):
+        coefficients(TINY, DATA, space={"target": 2}, out=str(tmp_path / "a"))
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['epoch'\]; accepted: .*epochs"):
+        coefficients(TINY, DATA, epoch=2, out=str(tmp_path / "a"))
+    for bad in ({"seeds": 0}, {"batch_size": 1.5}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            ProxyTraining(**bad)
+    with pytest.raises(ValueError, match=r"target=1.0; accepted: a finite number > 1"):
+        SearchSpace(target=1.0)
+    assert not (tmp_path / "a").exists()

@@ -2,18 +2,16 @@
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 import keras_effnet
-from conftest import SHORT_DATA, TRAINED_VARIANTS
+from conftest import SHORT_DATA, TRAINED_VARIANTS, kill_after_epochs
 from keras_effnet.data import synthetic, write_image_folder
 from keras_effnet.train import (Recipe, evaluate, make_optimizer, make_strategy,
                                 precision_policy, read_history, train)
@@ -111,17 +109,8 @@ def test_killed_run_resumes_then_evaluates(tmp_path):
     """The paper recipe (RMSProp, EMA) through the CLI: killed, resumed, evaluated."""
     out = tmp_path / "run"
     command = [EFFNET, "train", *TINY, "--epochs=5", "--recipe=paper", f"--out={out}"]
-    first = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
     history = str(out / "history.csv")
-    deadline = time.time() + 400
-    try:
-        while time.time() < deadline and len(read_history(history)) < 2:
-            assert first.poll() is None, "training ended before it could be killed"
-            time.sleep(0.2)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+    kill_after_epochs(command, history, 2, ENV)
     before = read_history(history)
     assert 2 <= len(before) < 5 and not (out / "summary.json").exists()
     second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)

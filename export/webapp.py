@@ -1,0 +1,259 @@
+"""`effnet app`: a static web page that classifies images on-device with an exported model.
+
+The page (`index.html`, `app.js`, `style.css`: package data in `web/` beside this module) runs
+MediaPipe Tasks' `ImageClassifier` from `@mediapipe/tasks-vision` (WebAssembly, CPU), the same
+API Android and iOS apps call, on the `.tflite` file copied beside it: no model runs on a
+server, which only serves files. `make_app` copies the page, the model and optional example
+images into a new folder and writes `app.json`: the model's name, description and labels as
+its TFLite metadata says them, the runtime's location and the examples. `serve` serves a
+folder on 127.0.0.1.
+
+The runtime is pinned to TASKS_VISION_VERSION: by default the page loads it from its public
+package CDN by that exact version; `runtime=DIR` copies it from a local npm install or
+`npm pack` tarball into the app, so the app works offline.
+
+For automation, `index.html?images=a.png,b.png` classifies those files (relative to the
+folder) on load and writes `[{"image", "label", "score", "ms"}]` (or `{"error": ...}`) as JSON
+into `<pre id="results">`.
+
+Example:
+    >>> make_app("runs/quickstart/model_int8.tflite", "app", examples="photos/")
+    'app'
+    >>> serve("app", port=8000)   # http://127.0.0.1:8000/ until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.parse
+from typing import Any
+
+from keras_effnet.files import check_writable_dir
+
+TASKS_VISION = "@mediapipe/tasks-vision"
+TASKS_VISION_VERSION = "1.1.0"  # the one place the browser runtime's version is pinned
+DEFAULT_RUNTIME = f"https://cdn.jsdelivr.net/npm/{TASKS_VISION}@{TASKS_VISION_VERSION}"
+# What the page loads of the runtime: the ES module and the WebAssembly build that
+# `FilesetResolver.forVisionTasks` picks (SIMD, or no-SIMD on browsers without it).
+RUNTIME_FILES = ("package.json", "vision_bundle.mjs", "wasm/vision_wasm_internal.js",
+                 "wasm/vision_wasm_internal.wasm", "wasm/vision_wasm_nosimd_internal.js",
+                 "wasm/vision_wasm_nosimd_internal.wasm")
+RUNTIME_DIR = "runtime"  # in the app folder, with --runtime=DIR
+PAGE_FILES = ("index.html", "app.js", "style.css")
+EXAMPLES_DIR = "examples"
+MIME_TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
+              ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
+              ".tflite": "application/octet-stream", ".txt": "text/plain"}
+_METADATA_HINT = ("export it with its metadata: `effnet export --metadata` (the default; "
+                  "--nometadata writes a bare file) or `to_tflite(..., metadata=TFLiteMetadata())`")
+
+
+def _model_facts(path: str) -> dict[str, Any]:
+    """What the page shows of a `.tflite` file, read from it (its metadata, its labels file,
+    its input tensor); a clear error for anything MediaPipe's ImageClassifier would refuse."""
+    from keras_effnet.export.tflite_metadata import model_root, read_labels, read_metadata
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path!r}")
+    if not path.endswith(".tflite"):
+        raise ValueError(f"model={path!r}; accepted: a .tflite file with image-classifier "
+                         "metadata (`effnet export` writes one)")
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[4:8] != b"TFL3":  # the TFLite schema's file identifier
+        raise ValueError(f"{path}: not a TFLite file (no TFL3 identifier); accepted: a .tflite "
+                         "file with image-classifier metadata (`effnet export` writes one)")
+    try:
+        root = model_root(data)
+        info = read_metadata(data)
+        graph = root.Subgraphs(0)
+        tensor = graph.Tensors(graph.Inputs(0))
+        shape, type_code = [int(v) for v in tensor.ShapeAsNumpy()], tensor.Type()
+    except Exception as err:  # a flatbuffer reader on a file that is not one
+        raise ValueError(f"{path}: not a readable TFLite file ({err})") from None
+    if info is None:
+        raise ValueError(f"{path} has no image-classifier metadata, which MediaPipe Tasks needs "
+                         f"to load it; {_METADATA_HINT}")
+    from ai_edge_litert import schema_py_generated as schema
+
+    dtype = {v: k.lower() for k, v in vars(schema.TensorType).items() if k.isupper()}[type_code]
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"{path} takes {dtype} input; MediaPipe Tasks' ImageClassifier takes "
+                         "float32 or uint8 images: export with --io_dtype=float32 (the default) "
+                         "or --io_dtype=uint8")
+    return {"name": info["name"] or os.path.splitext(os.path.basename(path))[0],
+            "description": info["description"], "version": info["version"],
+            "author": info["author"], "license": info["license"],
+            "labels": read_labels(data), "input": {"size": shape[1:3], "dtype": dtype}}
+
+
+def _runtime_source(runtime: str) -> tuple[str, Any]:
+    """Where the runtime's files are: ("url", base URL), ("dir", folder) or ("tgz", tarball).
+
+    A folder may be the package itself (node_modules/@mediapipe/tasks-vision), an extracted
+    `npm pack` (its `package/` folder, or the folder holding it) or a project folder whose
+    node_modules holds it; a file, the `npm pack` tarball (.tgz)."""
+    if runtime.startswith(("http://", "https://")):
+        return "url", runtime.rstrip("/")
+    accepted = (f"accepted: an http(s) URL of the runtime's folder, or a local copy of "
+                f"{TASKS_VISION}@{TASKS_VISION_VERSION}: its npm install folder "
+                f"(node_modules/{TASKS_VISION}) or its `npm pack` tarball (.tgz), extracted or "
+                f"not (`npm pack {TASKS_VISION}@{TASKS_VISION_VERSION}`)")
+    if os.path.isfile(runtime):
+        if not tarfile.is_tarfile(runtime):
+            raise ValueError(f"runtime={runtime!r} is a file but not a tarball; {accepted}")
+        with tarfile.open(runtime) as archive:
+            names = set(archive.getnames())
+            missing = [name for name in RUNTIME_FILES if f"package/{name}" not in names]
+            if missing:
+                raise ValueError(f"runtime={runtime!r} lacks {', '.join(missing)}; {accepted}")
+            found = json.load(archive.extractfile("package/package.json"))
+        source = ("tgz", runtime)
+    elif os.path.isdir(runtime):
+        for folder in (runtime, os.path.join(runtime, "package"),
+                       os.path.join(runtime, "node_modules", *TASKS_VISION.split("/"))):
+            if all(os.path.isfile(os.path.join(folder, name)) for name in RUNTIME_FILES):
+                break
+        else:
+            raise ValueError(f"runtime={runtime!r} holds no {TASKS_VISION} files "
+                             f"({', '.join(RUNTIME_FILES)}); {accepted}")
+        with open(os.path.join(folder, "package.json"), encoding="utf-8") as f:
+            found = json.load(f)
+        source = ("dir", folder)
+    else:
+        raise FileNotFoundError(f"runtime={runtime!r}: no such file or folder; {accepted}")
+    if (found.get("name"), found.get("version")) != (TASKS_VISION, TASKS_VISION_VERSION):
+        raise ValueError(f"runtime={runtime!r} is {found.get('name')}@{found.get('version')}; "
+                         f"the app is tested with {TASKS_VISION}@{TASKS_VISION_VERSION} only: "
+                         f"npm pack {TASKS_VISION}@{TASKS_VISION_VERSION}")
+    return source
+
+
+def _copy_runtime(source: tuple[str, Any], folder: str) -> None:
+    """The runtime's files (RUNTIME_FILES) into `folder`, from a folder or a tarball."""
+    kind, where = source
+    os.makedirs(os.path.join(folder, "wasm"))
+    if kind == "dir":
+        for name in RUNTIME_FILES:
+            shutil.copyfile(os.path.join(where, name), os.path.join(folder, name))
+        return
+    with tarfile.open(where) as archive:  # named members only: nothing else is extracted
+        for name in RUNTIME_FILES:
+            with archive.extractfile(f"package/{name}") as src, \
+                    open(os.path.join(folder, name), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _example_files(examples: str) -> list[str]:
+    from keras_effnet.data import IMAGE_SUFFIXES
+
+    if not os.path.isdir(examples):
+        raise FileNotFoundError(f"examples={examples!r}: no such folder; accepted: a folder of "
+                                f"images ({', '.join(IMAGE_SUFFIXES)})")
+    files = sorted(name for name in os.listdir(examples)
+                   if name.lower().endswith(IMAGE_SUFFIXES)
+                   and os.path.isfile(os.path.join(examples, name)))
+    if not files:
+        raise ValueError(f"examples={examples!r} holds no image files; accepted: a folder of "
+                         f"images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def make_app(model: str | os.PathLike, out: str | os.PathLike,
+             examples: str | os.PathLike | None = None, runtime: str | os.PathLike | None = None,
+             top_k: int = 5) -> str:
+    """Write a static web app into the new folder `out` that classifies images in the browser
+    with `model` (a `.tflite` file with image-classifier metadata); return `out`.
+
+    `out` holds `index.html`, `app.js`, `style.css`, `app.json` (what the page shows), the model
+    file, with `examples` its image files under `examples/` (the page's gallery), and with a
+    local `runtime` the runtime's files under `runtime/`. `runtime`: None loads the pinned
+    runtime from its public CDN; an http(s) URL, from there; a folder or `.tgz`, copied in
+    (works offline). Everything is checked before anything is written; `out` appears whole
+    or not at all, and an existing `out` must be empty.
+    """
+    model, out = os.fspath(model), os.fspath(out)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k={top_k!r}; accepted: an integer >= 1")
+    facts = _model_facts(model)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise ValueError(f"out={out!r} exists and is not an empty folder; accepted: a new or "
+                         "empty folder (nothing was written)")
+    check_writable_dir(out)
+    pictures = _example_files(os.fspath(examples)) if examples is not None else []
+    source = _runtime_source(os.fspath(runtime)) if runtime is not None else ("url",
+                                                                             DEFAULT_RUNTIME)
+    config = {**facts, "model": os.path.basename(model), "top_k": top_k,
+              "runtime": {"package": TASKS_VISION, "version": TASKS_VISION_VERSION,
+                          "url": source[1] if source[0] == "url" else RUNTIME_DIR},
+              "examples": [f"{EXAMPLES_DIR}/{urllib.parse.quote(name)}" for name in pictures]}
+    web = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+    staging = tempfile.mkdtemp(prefix=".app-", dir=os.path.dirname(os.path.abspath(out)))
+    try:  # built beside `out`, then renamed into place in one step
+        staged = os.path.join(staging, "app")
+        os.mkdir(staged)
+        for name in PAGE_FILES:
+            shutil.copyfile(os.path.join(web, name), os.path.join(staged, name))
+        shutil.copyfile(model, os.path.join(staged, config["model"]))
+        if pictures:
+            os.mkdir(os.path.join(staged, EXAMPLES_DIR))
+            for name in pictures:
+                shutil.copyfile(os.path.join(os.fspath(examples), name),
+                                os.path.join(staged, EXAMPLES_DIR, name))
+        if source[0] != "url":
+            _copy_runtime(source, os.path.join(staged, RUNTIME_DIR))
+        with open(os.path.join(staged, "app.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.replace(staged, out)  # replaces an empty folder too
+    finally:
+        shutil.rmtree(staging)
+    return out
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the types module scripts and WebAssembly need; logs errors only."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+        if len(args) > 1 and str(args[1]).isdigit() and int(args[1]) < 400:
+            return  # successful requests are not news
+        super().log_message(format, *args)
+
+
+def server(folder: str | os.PathLike, port: int = 8000,
+           host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """An HTTP server of an app folder on `host`:`port` (0: a free port), bound, not yet
+    serving (`serve_forever()`; its `server_address` says where)."""
+    folder = os.fspath(folder)
+    if not os.path.isfile(os.path.join(folder, "index.html")):
+        raise FileNotFoundError(f"{folder!r} is not an app folder (no index.html); make one "
+                                "with `effnet app --model=M.tflite --out=DIR`")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port={port!r}; accepted: 0 (any free port) to 65535")
+    handler = functools.partial(_Handler, directory=os.path.abspath(folder))
+    try:
+        return http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as err:
+        raise ValueError(f"cannot serve on {host}:{port} ({err.strerror}); pass another port, "
+                         "or 0 for any free one") from None
+
+
+def serve(folder: str | os.PathLike, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Serve an app folder on `host`:`port` until interrupted; print its URL first."""
+    httpd = server(folder, port, host)
+    url = f"http://{host}:{httpd.server_address[1]}/"
+    print(f"serving {os.fspath(folder)} at {url} (Ctrl-C stops)", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()

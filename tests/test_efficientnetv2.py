@@ -1,0 +1,148 @@
+"""EfficientNetV2 (issue #23) through the export layer, and at full size.
+
+Default tier: V2-B0's table at half depth, 32 px (Fused-MBConv, MBConv with SE, `dwconv2`,
+ImageNet mean/std inside) through int8 PTQ with bias correction and ONNX, verified in LiteRT
+and onnxruntime. Large tier: v2-b0 and v2-s through every path (float, fp16, dynamic, int8 PTQ,
+QAT, ONNX, with metadata), the other five through int8 (B1-B3 also ONNX; see below why not M
+and L), and the full-size graphs of all seven against keras.applications'. Parameter counts
+and MACs of all seven are in test_scaling.py (profile only), parity in test_parity.py.
+"""
+
+import collections
+import gc
+
+import keras
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet.export import quantization_aware, to_onnx, to_tflite, traced
+from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
+from test_int8_structure import float_ops, ops_of
+
+RES = 32
+V2 = ["v2-b0", "v2-b1", "v2-b2", "v2-b3", "v2-s", "v2-m", "v2-l"]
+# One step from random: every image is a near-tie, gated on nothing but its NaNs (as the
+# tiny model of test_int8_structure.py); accuracy after int8 is measured on trained models.
+UNTRAINED = {"min_decisive_agreement": None, "min_sqnr_db": None}
+
+
+def fitted(variant, classes=10, fit=True):
+    """`variant` at RES px with `classes` outputs, fitted one step on the embedded synthetic
+    set (unless `fit=False`: v2-l's optimizer state alone is 1.9 GB); and its 32 validation
+    images."""
+    from keras_effnet.data import load
+
+    keras.backend.clear_session()  # the previous variant's graphs: M and L need 5-10 GB each
+    gc.collect()
+    keras.utils.set_random_seed(0)
+    model = keras_effnet.build(variant, input_shape=(RES, RES, 3), num_classes=classes)
+    data = load("synthetic?train=32&validation=32", resolution=RES, batch_size=32)
+    if fit:
+        model.compile("adam", "categorical_crossentropy")
+        model.fit(data.train.take(1), epochs=1, verbose=0)
+    images = np.concatenate([x for x, _ in data.validation.as_numpy_iterator()])
+    return model, images
+
+
+# V2-B0's table at half depth (12 blocks, every V2 construct; v2-b0 itself costs 2.5x: large)
+def test_v2_int8_ptq_and_onnx_verified(tmp_path):
+    """Random weights (every image a near-tie, as an untrained model's): what is checked is the
+    path, the metadata, and an integer graph end to end; int8 and ONNX from one trace."""
+    keras.utils.set_random_seed(0)
+    model = keras_effnet.build(base="efficientnetv2", depth=0.5, input_shape=(RES, RES, 3),
+                               num_classes=10)
+    images = np.random.default_rng(0).uniform(0, 255, (16, RES, RES, 3)).astype("float32")
+    names = [f"class {i}" for i in range(10)]
+    with traced(model) as graph:
+        int8 = to_tflite(graph, tmp_path / "v2.tflite", "int8", representative_data=images,
+                         calibration_steps=16, verify_data=images, labels=names,
+                         thresholds=UNTRAINED)
+        onnx = to_onnx(graph, tmp_path / "v2.onnx", verify_data=images, labels=names)
+    assert int8["passed"] and int8["bias_correction"]["layers"] > 30, int8["bias_correction"]
+    assert int8["metadata"]["model"] == "efficientnetv2-d0.5"
+    assert int8["tflite_metadata"]["output"] == "probability"
+    flatbuffer = (tmp_path / "v2.tflite").read_bytes()
+    assert float_ops(flatbuffer) == []
+    ops = collections.Counter(name for name, _, _ in ops_of(flatbuffer))
+    assert ops["QUANTIZE"] == 1 and ops["DEQUANTIZE"] == 1 and ops["DEPTHWISE_CONV_2D"] > 0
+    assert onnx["passed"] and onnx["max_abs_diff"] <= 1e-4
+    np.testing.assert_allclose(ONNXRunner(str(tmp_path / "v2.onnx"))(images[:2]),
+                               model.predict(images[:2], verbose=0), atol=1e-4)
+
+
+# 5-11 min each on 2 busy cores: B0's table and S's (the two input conventions); the other five
+# share their blocks and go through int8 and ONNX below
+@pytest.mark.large
+@pytest.mark.parametrize("variant", ["v2-b0", "v2-s"])
+def test_through_every_path(variant, tmp_path):
+    """float, fp16, dynamic, int8 PTQ (bias-corrected), QAT int8 and ONNX, each verified in
+    LiteRT / onnxruntime, with metadata and labels; int8 files integer end to end."""
+    model, images = fitted(variant)
+    names = [f"class {i}" for i in range(10)]
+    with traced(model) as graph:
+        for quantize in ("none", "float16", "dynamic", "int8"):
+            path = tmp_path / f"{quantize}.tflite"
+            report = to_tflite(graph, path, quantize, representative_data=images,
+                               calibration_steps=32, verify_data=images, labels=names,
+                               thresholds=UNTRAINED if quantize in ("dynamic", "int8") else None)
+            assert report["passed"] and report["metadata"]["config"]["name"] == model.name
+            assert report["tflite_metadata"]["output"] == "probability"
+        assert report["bias_correction"]["layers"] > 50
+        assert float_ops((tmp_path / "int8.tflite").read_bytes()) == []
+        onnx = to_onnx(graph, tmp_path / "m.onnx", verify_data=images, labels=names)
+        assert onnx["passed"] and onnx["max_abs_diff"] <= 1e-4
+    np.testing.assert_allclose(ONNXRunner(str(tmp_path / "m.onnx"))(images[:2]),
+                               model.predict(images[:2], verbose=0), atol=1e-4)
+    np.testing.assert_allclose(TFLiteRunner(str(tmp_path / "none.tflite"))(images[:2]),
+                               model.predict(images[:2], verbose=0), atol=1e-4)
+    qat = quantization_aware(model, images)
+    labels = keras.utils.to_categorical(np.arange(len(images)) % 10, 10)
+    qat.fit(images, labels, batch_size=32, epochs=1, verbose=0)
+    report = to_tflite(qat, tmp_path / "qat.tflite", "int8", representative_data=images,
+                       calibration_steps=32, verify_data=images, labels=names,
+                       thresholds=UNTRAINED)
+    assert report["passed"] and float_ops((tmp_path / "qat.tflite").read_bytes()) == []
+    assert (collections.Counter(n for n, _, _ in ops_of((tmp_path / "qat.tflite").read_bytes()))
+            == collections.Counter(n for n, _, _ in ops_of((tmp_path / "int8.tflite")
+                                                            .read_bytes())))
+
+
+# ONNX needs ~130x the weights' bytes of memory (tf2onnx; measured at 32 px: v2-s 10.9 GB peak,
+# v2-m over 14 GB), so M and L (54 M, 118 M parameters) go through int8 only (v2-l: 10 GB, 62 s)
+@pytest.mark.large
+@pytest.mark.parametrize("variant,onnx", [("v2-b1", True), ("v2-b2", True), ("v2-b3", True),
+                                          ("v2-m", False), ("v2-l", False)])
+def test_int8_and_onnx(variant, onnx, tmp_path):
+    """The other five (random weights), from one trace: bias-corrected int8 PTQ (integer end to
+    end) and ONNX, verified in their runtimes, with metadata."""
+    model, images = fitted(variant, fit=False)
+    with traced(model) as graph:
+        int8 = to_tflite(graph, tmp_path / "int8.tflite", "int8", representative_data=images,
+                         calibration_steps=32, verify_data=images, thresholds=UNTRAINED)
+        if onnx:
+            report = to_onnx(graph, tmp_path / "m.onnx", verify_data=images)
+            assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    assert int8["passed"] and int8["metadata"]["model"] == "efficientnet" + variant
+    assert int8["bias_correction"]["layers"] > 50
+    assert float_ops((tmp_path / "int8.tflite").read_bytes()) == []
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("variant", V2)
+def test_full_size_graph_is_keras_applications(variant):
+    """At the default input size, 1 000 classes: keras.applications' count_params() and its
+    weighted layers, by name, class and shape (graphs built, not run); the profile agrees."""
+    keras.backend.clear_session()
+    name = variant.removeprefix("v2-").upper()
+    ref = getattr(keras.applications, f"EfficientNetV2{name}")(weights=None)
+    ours = keras_effnet.build(variant)
+    assert ours.input_shape == ref.input_shape
+    assert ours.count_params() == ref.count_params() == keras_effnet.profile(
+        keras_effnet.scale(variant)).params
+
+    def weighted(model):
+        return {layer.name: (type(layer).__name__, [tuple(w.shape) for w in layer.weights])
+                for layer in model.layers if layer.weights}
+
+    assert weighted(ours) == weighted(ref)

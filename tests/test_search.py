@@ -223,7 +223,8 @@ def test_settings_objects_and_keywords_are_one_search(tmp_path):
         coefficients(TINY, DATA, training=ProxyTraining(), epochs=2, out=str(tmp_path / "a"))
     with pytest.raises(TypeError, match=r"space=\{'target': 2\}; accepted: a SearchSpace"):
         coefficients(TINY, DATA, space={"target": 2}, out=str(tmp_path / "a"))
-    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['epoch'\]; accepted: .*epochs"):
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['epoch'\] \(did you mean "
+                                        r"'epochs'\?\); accepted: .*epochs"):
         coefficients(TINY, DATA, epoch=2, out=str(tmp_path / "a"))
     for bad in ({"seeds": 0}, {"batch_size": 1.5}):
         with pytest.raises(ValueError, match=f"{next(iter(bad))}="):

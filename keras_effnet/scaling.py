@@ -267,8 +267,6 @@ _B0_STAGES = (
 )
 
 
-
-
 def _v2_base(name: str, resolution: int, dropout: float, preprocessing: str,
              rows: tuple[tuple[int, int, int, int, int], ...]) -> BaseNetwork:
     """An EfficientNetV2 base (keras.applications' `efficientnet_v2.py`, the authors'

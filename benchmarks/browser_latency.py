@@ -25,7 +25,7 @@ import threading
 import time
 
 from absl import app, flags
-from common import markdown_table, run, write_results
+from common import check_modes, markdown_table, run, write_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {"fp32": "none", "int8": "int8"}
@@ -53,10 +53,7 @@ def check_flags():
     from keras_effnet import VARIANTS
     from keras_effnet.export.webapp import TASKS_VISION_VERSION
 
-    bad = [m for m in FLAGS.modes if m not in MODES]
-    if bad or not FLAGS.modes:
-        raise app.UsageError(f"--modes={','.join(FLAGS.modes)}: unknown {bad}; accepted: "
-                             f"{', '.join(MODES)}")
+    check_modes(FLAGS.modes, MODES)
     if FLAGS.variant not in VARIANTS:
         raise app.UsageError(f"--variant={FLAGS.variant}; accepted: {', '.join(VARIANTS)}")
     if FLAGS.resolution < 32 or FLAGS.images < 1 or FLAGS.warmup < 0 or FLAGS.rounds < 1:

@@ -164,3 +164,13 @@ def check_trained_flags() -> None:
     missing = [p for p in values.trained if not os.path.isfile(p)]
     if missing:
         raise app.UsageError(f"--trained: no such file(s): {missing}")
+
+
+def check_modes(modes: Sequence[str], accepted: Sequence[str]) -> None:
+    """A usage error for an empty --modes or one naming an unknown mode."""
+    from absl import app
+
+    bad = [m for m in modes if m not in accepted]
+    if bad or not modes:
+        raise app.UsageError(f"--modes={','.join(modes)}: unknown {bad}; accepted: "
+                             f"{', '.join(accepted)}")

@@ -27,7 +27,7 @@ import time
 import traceback
 
 from absl import app, flags
-from common import markdown_table, run, write_results
+from common import check_modes, markdown_table, run, write_results
 
 MODES = ("keras_b1", "keras_b32", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8",
          "onnx")
@@ -76,10 +76,7 @@ def progress(message):
 
 
 def check_flags():
-    bad = [m for m in FLAGS.modes if m not in MODES]
-    if bad or not FLAGS.modes:
-        raise app.UsageError(f"--modes={','.join(FLAGS.modes)}: unknown {bad}; accepted: "
-                             f"{', '.join(MODES)}")
+    check_modes(FLAGS.modes, MODES)
     threads = []
     for text in FLAGS.threads:
         if not text.isdigit() or int(text) < 1:

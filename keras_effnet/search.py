@@ -28,8 +28,8 @@ from typing import Any, Iterable, Sequence
 
 from keras_effnet.files import atomic_path, check_writable_dir, write_json
 from keras_effnet.profile import profile
-from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, _is_real,
-                                  fold_keywords, refuse_unknown, scale)
+from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, _is_int,
+                                  _is_real, fold_keywords, refuse_unknown, scale)
 
 PAPER = (ALPHA, BETA, GAMMA)
 ROLES = ("paper", "depth", "width", "resolution")  # the reference rows, always evaluated
@@ -256,7 +256,7 @@ class ProxyTraining:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return _is_int(value) and value >= 1
 
 
 def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *,
@@ -280,7 +280,7 @@ def coefficients(base: str | BaseNetwork | Sequence[Any], data: str, *,
     refuse_unknown("coefficients", options, [f.name for kind in (SearchSpace, ProxyTraining)
                                              for f in dataclasses.fields(kind)]
                    + ["storage", "study", "out", "grace_period", "verbose"])
-    if not isinstance(grace_period, int) or isinstance(grace_period, bool) or grace_period < 1:
+    if not _is_count(grace_period):
         raise ValueError(f"grace_period={grace_period!r}; accepted: seconds, an integer >= 1")
     from keras_effnet.scaling import _resolve_base
 

@@ -119,3 +119,11 @@ def test_a_run_killed_mid_stage_resumes_in_that_stage(tmp_path):
     assert "stage 2: epochs 3-4 at 40 px" in second.stdout
     stages = json.loads((out / "summary.json").read_text())["progressive"]["stages"]
     assert [s["size"] for s in stages] == [32, 40]
+
+
+def test_the_cli_refuses_progressive_settings_without_progressive(tmp_path):
+    done = subprocess.run([EFFNET, "train", "--variant=lite0", "--progressive_stages=2",
+                           f"--out={tmp_path / 'run'}"], env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "--progressive_stages need(s) --progressive" in done.stderr
+    assert not (tmp_path / "run").exists()

@@ -23,6 +23,21 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
              "amx_int8", "amx_bf16", "asimddp", "i8mm")
 
 
+def commit() -> str | None:
+    """The checkout's commit (short), "+dirty" when tracked files differ from it; None outside
+    a git checkout. A figure belongs to the code that produced it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     """CPU model, core count and library versions: a figure means little without them."""
     cpu, flags = platform.processor() or platform.machine(), []
@@ -48,20 +63,21 @@ def machine() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cpu_flags": flags,
-            "cores": os.cpu_count(),
+    return {"date": datetime.date.today().isoformat(), "commit": commit(), "cpu": cpu,
+            "cpu_flags": flags, "cores": os.cpu_count(),
             "gpus": gpus, **versions,
             "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             "python": platform.python_version()}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A Markdown table of `columns` (missing values as —, floats to 4 significant figures)."""
+    """A Markdown table of `columns` (missing values as —, floats to 4 significant figures,
+    whole from 10 000 on)."""
     def cell(value: Any) -> str:
         if value is None:
             return "—"
         if isinstance(value, float):
-            return f"{value:.4g}"
+            return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
         if isinstance(value, int):
             return f"{value:,}"
         return str(value)
@@ -78,7 +94,8 @@ def write_results(results_dir: str, name: str, rows: Sequence[dict[str, Any]], m
     info = machine()
     md_path = os.path.join(results_dir, f"{name}.md")
     json_path = os.path.join(results_dir, f"{name}.json")
-    header = (f"<!-- {name}: {info['date']}, {info['cpu']} ({info['cores']} cores; "
+    header = (f"<!-- {name}: {info['date']}, commit {info['commit'] or '?'}, {info['cpu']} "
+              f"({info['cores']} cores; "
               f"{' '.join(info['cpu_flags']) or 'no AVX2/VNNI flags'})"
               f"{', GPUs: ' + ', '.join(info['gpus']) if info['gpus'] else ''}, "
               f"Keras {info.get('keras', '?')} on {info['keras_backend']}"

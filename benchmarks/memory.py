@@ -1,4 +1,5 @@
-"""Peak resident memory: Keras inference, one Keras train step, and the TFLite interpreter.
+"""Peak resident memory: Keras inference, one Keras train step, the TFLite interpreter, and
+the ONNX conversion (ours against tf2onnx's `from_graph_def`, the anchor).
 
 Peak RSS is per process and only ever grows, so every measurement runs in its own fresh
 subprocess: the script re-invokes itself with the internal `--measure=<kind>` flag and reads
@@ -7,9 +8,11 @@ space (`VmHWM` in /proc/self/status; `ru_maxrss` elsewhere, which on Linux can i
 parent's peak across fork+exec). Baselines (a process that only imported TensorFlow, and one
 that only imported the LiteRT interpreter) make the increment of each workload visible.
 The TFLite rows run in a process without TensorFlow, as on a device.
-Writes `results/memory.md` and `.json`.
+Writes `results/<--table>.md` and `.json`.
 
     python benchmarks/memory.py --variants=lite0,b0 --resolution=224 --batch_size=16
+    python benchmarks/memory.py --variants=v2-b0,v2-s --kinds=onnx_export,onnx_export_tf2onnx \
+        --jobs=1 --table=memory_onnx
 """
 
 import concurrent.futures
@@ -23,10 +26,12 @@ import time
 from absl import app, flags
 from common import markdown_table, run, write_results
 
-KINDS = ("keras_infer", "keras_train", "tflite_fp32", "tflite_int8")
+KINDS = ("keras_infer", "keras_train", "tflite_fp32", "tflite_int8", "onnx_export",
+         "onnx_export_tf2onnx")
 BASELINES = {"tensorflow": "baseline_tf", "ai_edge_litert": "baseline_litert"}
 RUNTIME = {"keras_infer": "tensorflow", "keras_train": "tensorflow",
-           "tflite_fp32": "ai_edge_litert", "tflite_int8": "ai_edge_litert"}
+           "tflite_fp32": "ai_edge_litert", "tflite_int8": "ai_edge_litert",
+           "onnx_export": "tensorflow", "onnx_export_tf2onnx": "tensorflow"}
 QUANTIZE = {"tflite_fp32": "none", "tflite_int8": "int8"}
 MARKER = "MEASURE-JSON "
 
@@ -42,6 +47,7 @@ flags.DEFINE_integer("jobs", 2, "subprocesses run at once (peaks are per process
 flags.DEFINE_string("artifacts", None, "folder of .tflite files to reuse (benchmarks/latency.py "
                     "--artifacts names them alike) and to keep new exports in; default: temporary")
 flags.DEFINE_string("results", "benchmarks/results", "where the tables go")
+flags.DEFINE_string("table", "memory", "name of the written table (<results>/<table>.md)")
 # Internal: one measurement in this (fresh) process; prints one JSON line and exits.
 flags.DEFINE_enum("measure", None, [*KINDS, *BASELINES.values(), "export"],
                   "internal: run one measurement in this process and print it as JSON")
@@ -123,6 +129,22 @@ def measure(kind):
             for _ in range(min(runs, 2)):  # the first step traces; the second is steady state
                 model.train_on_batch(x, y)
             info["batch"] = batch
+        elif kind in ("onnx_export", "onnx_export_tf2onnx"):
+            # The conversion only (trace, freeze, convert): verification would add onnxruntime.
+            from keras_effnet.export import onnx_model, traced
+
+            with traced(model) as graph:
+                if kind == "onnx_export":
+                    proto = onnx_model(graph)
+                else:
+                    import tf2onnx
+
+                    graph_def, image, outputs = graph.frozen_graph()
+                    proto, _ = tf2onnx.convert.from_graph_def(
+                        graph_def, input_names=[image], output_names=[t for t, _ in outputs],
+                        opset=17)
+            info["size_mb"] = round(proto.ByteSize() / 1e6, 2)
+            info["weights_mb"] = round(model.count_params() * 4 / 1e6, 2)
         elif kind == "export":
             from keras_effnet.export import to_tflite
 
@@ -180,6 +202,8 @@ def main(argv):
         raise app.UsageError(f"--variants: unknown {unknown}; accepted: {', '.join(VARIANTS)}")
     if FLAGS.resolution < 32 or FLAGS.batch_size < 1 or FLAGS.jobs < 1:
         raise app.UsageError("--resolution must be ≥ 32, --batch_size and --jobs ≥ 1")
+    if not FLAGS.table or os.sep in FLAGS.table:
+        raise app.UsageError(f"--table={FLAGS.table!r}: a file name without folders")
     started = time.time()
     folder = os.path.abspath(FLAGS.artifacts or tempfile.mkdtemp(prefix="effnet-memory-"))
     os.makedirs(folder, exist_ok=True)
@@ -231,16 +255,17 @@ def main(argv):
                          "batch": res.get("batch", 1 if kind in RUNTIME else None),
                          "peak_rss_mb": res["peak_rss_mb"], "baseline_mb": base,
                          "increment_mb": round(res["peak_rss_mb"] - base, 1) if base else None,
-                         "size_mb": res.get("size_mb"),
+                         "size_mb": res.get("size_mb"), "weights_mb": res.get("weights_mb"),
                          "tensorflow_imported": res.get("tensorflow_imported"),
                          "seconds": res["seconds"]})
     shown = [{**row, "peak MB": row["peak_rss_mb"], "baseline MB": row["baseline_mb"],
-              "increment MB": row["increment_mb"], "file MB": row.get("size_mb")}
+              "increment MB": row["increment_mb"], "file MB": row.get("size_mb"),
+              "weights MB": row.get("weights_mb")}
              for row in rows]
     markdown = ("### Peak resident memory (MB = 10⁶ bytes), each in a fresh process\n\n"
                 + markdown_table(shown, ["variant", "resolution", "measurement", "runtime",
                                          "batch", "peak MB", "baseline MB", "increment MB",
-                                         "file MB"])
+                                         "file MB", "weights MB"])
                 + f"\n\nPeak = VmHWM of the measuring process; baseline = a process that only "
                   f"imported that runtime (TensorFlow: `import tensorflow`; LiteRT: "
                   f"`ai_edge_litert.interpreter`, no TensorFlow). Random weights; Keras "
@@ -250,9 +275,12 @@ def main(argv):
                   f"with {FLAGS.threads} threads (no TensorFlow in the process). "
                   f"tflite_export (only when this run exported) = `to_tflite` fp32 then int8 "
                   f"(16 calibration images) in one process: the converter's footprint. "
+                  f"onnx_export = trace, freeze and convert to an ONNX proto with "
+                  f"`onnx_model` (no verification); onnx_export_tf2onnx = the same with "
+                  f"tf2onnx's `from_graph_def` (opset 17), the anchor. "
                   f"Total {time.time() - started:.0f} s, load average at the end "
                   f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}.")
-    write_results(FLAGS.results, "memory", rows, markdown,
+    write_results(FLAGS.results, FLAGS.table, rows, markdown,
                   flags={"variants": FLAGS.variants, "resolution": r,
                          "batch_size": FLAGS.batch_size, "kinds": FLAGS.kinds,
                          "runs": FLAGS.runs, "threads": FLAGS.threads})

@@ -21,6 +21,7 @@ import numpy as np
 from keras_effnet.assembly import PREPROCESSING_FORMULAS
 from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
+from keras_effnet.export.onnx_conversion import onnx_from_graph_def
 from keras_effnet.export.qat import fine_tune, quantization_aware
 from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
                                         converted)
@@ -198,15 +199,13 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
 
 def onnx_model(model: Any, opset: int = 17) -> Any:
     """The ONNX ModelProto of `model` (or of a traced model): its frozen serving function
-    through tf2onnx, one input `image` (float32 pixels, any batch)."""
-    import tf2onnx
-
+    through tf2onnx (`onnx_conversion`), one input `image` (float32 pixels, any batch)."""
     if not isinstance(opset, int) or not 13 <= opset <= 18:
         raise ValueError(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
     with using(model) as graph:
         graph_def, image, outputs = graph.frozen_graph()
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[image],
-                                              output_names=[t for t, _ in outputs], opset=opset)
+        proto = onnx_from_graph_def(graph_def, image, [t for t, _ in outputs], opset,
+                                    graph.model.name)
     if len(proto.graph.input) != 1:
         raise RuntimeError(f"tf2onnx produced {len(proto.graph.input)} graph inputs; expected 1")
     renames = {image: "image", **dict(outputs)}  # tensor names -> the model's names

@@ -17,11 +17,31 @@ from keras_effnet.scaling import (ALPHA, BASES, BETA, GAMMA, VARIANTS, BaseNetwo
 __version__ = "0.1.0"
 
 
+_waiting = False  # the hook ran while keras_private was half-imported
+
+
 def _register_with_keras() -> None:
     """Register our Keras classes (the model, its optimizers and schedule), so that
-    `keras.saving.load_model("run/model.keras")` finds them after `import keras_effnet`."""
+    `keras.saving.load_model("run/model.keras")` finds them after `import keras_effnet`.
+
+    `keras_private` (which the model and optimizers import) imports Keras on its first line:
+    imported before Keras, it sets this hook off half-made, and calls `_registration_ready`
+    at its end instead."""
+    global _waiting
+    private = sys.modules.get("keras_effnet.keras_private")
+    if private is not None and not getattr(private, "COMPLETE", False):
+        _waiting = True
+        return
     import keras_effnet.model  # noqa: F401  (registers EfficientNet)
     import keras_effnet.optim  # noqa: F401  (registers the optimizers and the schedule)
+
+
+def _registration_ready() -> None:
+    """Called at the end of `keras_private`: the registration it held back, if any."""
+    global _waiting
+    if _waiting:
+        _waiting = False
+        _register_with_keras()
 
 
 class _AfterKeras(importlib.abc.MetaPathFinder):

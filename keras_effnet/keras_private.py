@@ -15,6 +15,7 @@ from typing import Any
 
 import keras
 
+from keras_effnet import _registration_ready
 from keras_effnet.files import atomic_path, write_json
 
 # (owner, private name): the hooks overridden or read below
@@ -129,3 +130,6 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
                    self._training_metadata_path)
 
+
+COMPLETE = True  # the Keras registration hook waits for this line (keras_effnet/__init__.py)
+_registration_ready()

@@ -41,7 +41,8 @@ class Recipe:
     weight_decay: float = 1e-5
     label_smoothing: float = 0.1
     ema_decay: float | None = 0.9999
-    bn_momentum: float = 0.99
+    # None: the model's own, as its paper trained it (0.99; EfficientNetV2's bases 0.9)
+    bn_momentum: float | None = None
     dropout_rate: float | None = None  # None: the model's own (0.2 for B0 … 0.5 for B7)
     drop_path_rate: float = 0.2
     # the deprecated name of drop_path_rate (accepted for one release, not stored)
@@ -69,6 +70,8 @@ class Recipe:
             raise ValueError(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
+        if self.bn_momentum is not None and not 0 < self.bn_momentum < 1:
+            raise ValueError(f"bn_momentum={self.bn_momentum!r}; accepted: None or (0, 1)")
         if isinstance(self.randaugment, list):
             object.__setattr__(self, "randaugment", tuple(self.randaugment))
         Augment(self.crop_area_min, self.randaugment)  # validates those two

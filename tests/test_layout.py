@@ -86,6 +86,17 @@ def test_the_one_walk_needs_no_tensorflow():
     assert "keras_effnet.profile" not in graph["keras_effnet.assembly"]
 
 
+def test_keras_classes_register_whichever_module_comes_first():
+    """keras_private imports Keras on its first line, so imported first it sets off the
+    registration hook half-made: the model, optimizers and schedule still register."""
+    code = ("import keras_effnet.keras_private, keras; "
+            "print(all(keras.saving.get_registered_object(f'keras_effnet>{name}') for name in "
+            "('EfficientNet', 'WarmupSchedule')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
 def test_private_keras_names_still_exist():
     """Each private Keras name that keras_private overrides or reads is still there (as a
     method, or as an attribute the class's code sets): an upgrade that drops one fails here."""

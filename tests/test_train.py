@@ -276,6 +276,22 @@ def test_recipe_validation():
     assert Recipe.paper().learning_rate == 0.016 and Recipe.paper().ema_decay == 0.9999
 
 
+def test_paper_recipe_trains_each_family_at_its_papers_bn_momentum():
+    """The paper recipe leaves BN momentum to the model, as `train` builds it: 0.99 for the
+    2019 family, 0.9 for EfficientNetV2 (its paper); a recipe's own value overrides both."""
+    assert Recipe.paper().bn_momentum is None and Recipe.short().bn_momentum == 0.9
+    for config, expected in ((keras_effnet.scale(depth=0.25), 0.99),
+                             (keras_effnet.scale(base="efficientnetv2", depth=0.25), 0.9)):
+        for recipe, momentum in ((Recipe.paper(), expected),
+                                 (Recipe.named("paper", bn_momentum=0.8), 0.8)):
+            model = keras_effnet.build(config, num_classes=2, input_shape=(32, 32, 3),
+                                       bn_momentum=recipe.bn_momentum)
+            assert {layer.momentum for layer in model.layers
+                    if isinstance(layer, keras.layers.BatchNormalization)} == {momentum}
+    with pytest.raises(ValueError, match=r"bn_momentum=1.0; accepted: None or \(0, 1\)"):
+        Recipe(bn_momentum=1.0)
+
+
 def test_another_family_trains_with_the_recipe_set_at_build(tmp_path):
     """A narrow ResNet-50 trains through `train` (the mixed-kind table trains in
     test_int8_structure.py); the recipe's dropout, drop path and BN momentum are set when the

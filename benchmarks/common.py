@@ -24,14 +24,14 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
 
 
 def commit() -> str | None:
-    """The checkout's commit (short), "+dirty" when tracked files differ from it; None outside
-    a git checkout. A figure belongs to the code that produced it."""
+    """The checkout's commit (short), "+dirty" when tracked files other than results differ
+    from it; None outside a git checkout. A figure belongs to the code that produced it."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                "--untracked-files=no"],
+                                "--untracked-files=no", "--", ".", ":!benchmarks/results"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

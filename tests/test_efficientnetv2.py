@@ -171,7 +171,7 @@ def _export(variant, kind, path):
     return to_onnx(model, path, verify_data=images)
 
 
-# Each export in a fresh process: M and L (54 M, 118 M parameters) peak at 5.5 and 12.5 GB for
+# Each export in a fresh process: M and L (54 M, 118 M parameters) peak at 5.2 and 12.5 GB for
 # ONNX (benchmarks/results/memory_onnx_large.md; tf2onnx's own from_graph_def was killed at
 # 21 GB on M) and 10 GB for int8; one process doing both held 19.8 GB, and kept it.
 @pytest.mark.large

@@ -25,9 +25,9 @@ $(STAMP): setup.py Makefile
 quickstart: $(STAMP)
 	$(VENV)/bin/effnet quickstart $(ARGS)
 
-# The search's multi-host test runs a real PostgreSQL server: Debian's package, started by the
-# test itself on a Unix socket (no service, no TCP port). Installed here when missing (as root,
-# as CI runs; elsewhere: sudo apt-get install postgresql).
+# The search's multi-host test (large tier) runs a real PostgreSQL server: Debian's package,
+# started by the test itself on a Unix socket (no service, no TCP port). Installed here when
+# missing (as root, as CI runs; elsewhere: sudo apt-get install postgresql).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
@@ -51,7 +51,7 @@ $(RUNTIME_TGZ):
 
 # Two pytest-xdist workers: much of a test's time is single-threaded graph tracing. Tests that
 # share a trained model stay in one worker (--dist loadgroup, see tests/conftest.py).
-test: $(STAMP) postgres browser
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest tests -n 2 --dist loadgroup -m "not large" $(ARGS)
 
 # Everything, the `large` tier included (trained b0, benchmark runs): before resolving an

@@ -335,15 +335,6 @@ def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
     decoded = _metadata((tmp_path / "a.tflite").read_bytes())
     assert (decoded.author, decoded.license, decoded.version) == (b"Ada", b"MIT", b"3")
     assert read_labels(str(tmp_path / "a.tflite")) == LABELS
-
-    bare = effnet("export", *common, "--nometadata", f"--out={tmp_path / 'b.tflite'}")
-    assert bare.returncode == 0, bare.stderr[-3000:]
-    assert "metadata: none (--nometadata)" in bare.stdout
-    assert not has_metadata(str(tmp_path / "b.tflite"))
-    assert json.loads((tmp_path / "b.tflite.json").read_text())["tflite_metadata"] == {
-        "written": False}
-    assert "labels: none" in bare.stdout  # no class names anywhere: said, not invented
-
     for flags, message in (
             (["--format=onnx", "--author=Ada"], "--author does not apply to --format=onnx"),
             (["--nometadata", "--license=MIT"], "--license does not apply"),
@@ -358,6 +349,20 @@ def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
                    f"--out={tmp_path / 'c.tflite'}")
     assert wrong.returncode == 2 and "2 labels for a model whose outputs" in wrong.stderr
     assert not (tmp_path / "c.tflite").exists()
+
+
+@pytest.mark.large  # a second CLI export (metadata=False in-process: default tier, above)
+def test_effnet_export_nometadata_writes_a_bare_file(tmp_path):
+    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    keras_effnet.save_model(model, tmp_path / "m.keras")
+    bare = effnet("export", f"--model={tmp_path / 'm.keras'}", f"--verify_data={DATA}",
+                  "--nometadata", f"--out={tmp_path / 'b.tflite'}")
+    assert bare.returncode == 0, bare.stderr[-3000:]
+    assert "metadata: none (--nometadata)" in bare.stdout
+    assert not has_metadata(str(tmp_path / "b.tflite"))
+    assert json.loads((tmp_path / "b.tflite.json").read_text())["tflite_metadata"] == {
+        "written": False}
+    assert "labels: none" in bare.stdout  # no class names anywhere: said, not invented
 
 
 @pytest.mark.parametrize("top_k", [0, -1, 1.5, True])

@@ -52,8 +52,8 @@ def runs(tmp_path_factory):
                      "--keras_applications=", "--warmup=1",
                      "--calibration_images=4", "--verify_images=4", f"--artifacts={artifacts}",
                      f"--results={lat}")
-    memory = _start(MEMORY, *common, "--kinds=keras_infer,keras_train", "--batch_size=2", "--jobs=2",
-                    f"--results={mem_keras}")
+    memory = _start(MEMORY, *common, "--kinds=keras_infer,keras_train,onnx_export,"
+                    "onnx_export_tf2onnx", "--batch_size=2", "--jobs=2", f"--results={mem_keras}")
     outputs = {"latency": _finish(latency), "mem_keras": _finish(memory)}
     memory = _start(MEMORY, *common, "--kinds=tflite_fp32,tflite_int8", f"--artifacts={artifacts}",
                     f"--results={mem_tflite}")
@@ -97,6 +97,10 @@ def test_memory_rows_are_positive_and_int8_is_lighter(runs):
     assert by_kind["tflite_int8"]["peak_rss_mb"] <= by_kind["tflite_fp32"]["peak_rss_mb"]
     assert by_kind["tflite_fp32"]["tensorflow_imported"] is False
     assert "reuse" in runs["outputs"]["mem_tflite"]  # the latency run's files, not new exports
+    ours, theirs = by_kind["onnx_export"], by_kind["onnx_export_tf2onnx"]
+    assert ours["size_mb"] == pytest.approx(theirs["size_mb"], rel=0.01)
+    assert ours["size_mb"] == pytest.approx(ours["weights_mb"], rel=0.05)
+    assert 0 < ours["increment_mb"] < theirs["increment_mb"]  # the optimizer passes' copies
 
 
 @pytest.mark.parametrize("script", [LATENCY, MEMORY])
@@ -133,6 +137,7 @@ def test_bias_correction_benchmark_reproduces_the_real_lite0_gain(tmp_path):
     (CALIBRATION, ["--counts=ten"], "--counts=['ten']; accepted: integers >= 1"),
     (CALIBRATION, ["--trained=m.keras"], "--trained needs --calibration=SPEC"),
     (PROGRESSIVE, ["--data=mnist"], "--data: ['mnist']; accepted: digits, synthetic"),
+    (MEMORY, ["--table=a/b"], "--table='a/b': a file name without folders"),
 ])
 def test_benchmarks_refuse_bad_flags_before_any_work(script, args, message, tmp_path):
     """A usage error before any work, and nothing written."""

@@ -2,8 +2,9 @@
 study through the documented `--storage=postgresql://…` URL, one is killed mid-trial, and its
 trial is re-queued by the heartbeat and finished by the other.
 
-The server is Debian's `postgresql` package (`make test` installs it), started here on a Unix
-socket in a temporary folder, without a TCP port or a system service, and stopped at the end.
+The server is Debian's `postgresql` package (`make test-large` installs it), started here on a
+Unix socket in a temporary folder, without a TCP port or a system service, and stopped at the
+end. Large tier; the default tier checks that an unreachable server is a one-line error.
 """
 
 import glob
@@ -41,7 +42,7 @@ def postgres():
     """A PostgreSQL server on a Unix socket; yields its SQLAlchemy URL (psycopg2 driver)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found:
-        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql "
+        pytest.fail("PostgreSQL is not installed: `make test-large` installs Debian's postgresql "
                     "package (apt-get install postgresql)")
     binaries = os.path.dirname(found[-1])
     # in /tmp itself: the server's user must reach it (pytest's folders are root's alone)
@@ -75,6 +76,7 @@ def _trials(url):
     return [(t.state.name, t.params.get("candidate")) for t in study.get_trials(deepcopy=False)]
 
 
+@pytest.mark.large  # two workers training the 4 reference rows, one killed: ~65 s of 2 cores
 def test_two_workers_share_a_study_on_postgresql_and_survive_a_kill(postgres, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "effnet")  # the venv's console script
     storage = f"--storage={postgres}"

@@ -24,7 +24,8 @@ def _rebuild_node_protos(graph: Any) -> None:
     """Give every node of a tf2onnx graph a fresh copy of its proto (see the module doc).
 
     `Node.op` is the proto and `Node._attr` the attributes that `update_proto` writes into
-    it; both are tf2onnx internals (pinned to 1.17.0 in setup.py)."""
+    it; both are tf2onnx internals (pinned to 1.17.0 in setup.py). Top-level nodes only: the
+    graphs exported here have no control-flow subgraphs."""
     import onnx
 
     for node in graph.get_nodes():

@@ -73,8 +73,6 @@ def _computation(proto):
     each node's op and attributes in order, less the layout-only Reshapes (its transpose
     optimizer leaves 192-194 nodes on V2-B0 at half depth, run to run), and the bag of float
     initializers (the weights; names carry per-process counters)."""
-    import collections
-
     from onnx import numpy_helper
 
     nodes = [(n.op_type, len(n.input), [a.SerializeToString() for a in n.attribute])

@@ -111,16 +111,15 @@ def test_v2_int8_ptq_and_onnx_verified(tmp_path):
     ops = collections.Counter(name for name, _, _ in ops_of(flatbuffer))
     assert ops["QUANTIZE"] == 1 and ops["DEQUANTIZE"] == 1 and ops["DEPTHWISE_CONV_2D"] > 0
     assert onnx["passed"] and onnx["max_abs_diff"] <= 1e-4
-    np.testing.assert_allclose(ONNXRunner(str(tmp_path / "v2.onnx"))(images[:2]),
-                               model.predict(images[:2], verbose=0), atol=1e-4)
+    ours = ONNXRunner(str(tmp_path / "v2.onnx"))(images)
+    np.testing.assert_allclose(ours[:2], model.predict(images[:2], verbose=0), atol=1e-4)
     theirs, _ = tf2onnx.convert.from_graph_def(
         graph_def, input_names=[image], output_names=[t for t, _ in outputs], opset=17)
-    ours = onnx_lib.load(str(tmp_path / "v2.onnx"))
-    assert _computation(ours) == _computation(theirs)
-    assert len(_computation(ours)[0]) > 100 and sum(_computation(ours)[1].values()) > 50
+    nodes, weights = _computation(onnx_lib.load(str(tmp_path / "v2.onnx")))
+    assert (nodes, weights) == _computation(theirs)
+    assert len(nodes) > 100 and sum(weights.values()) > 50
     onnx_lib.save(theirs, str(tmp_path / "theirs.onnx"))
-    np.testing.assert_array_equal(ONNXRunner(str(tmp_path / "v2.onnx"))(images),
-                                  ONNXRunner(str(tmp_path / "theirs.onnx"))(images))
+    np.testing.assert_array_equal(ours, ONNXRunner(str(tmp_path / "theirs.onnx"))(images))
 
 
 # 5-11 min each on 2 busy cores: B0's table and S's (the two input conventions); the other five

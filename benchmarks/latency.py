@@ -68,7 +68,7 @@ KERAS_APPLICATIONS = {**{f"b{i}": f"EfficientNetB{i}" for i in range(8)},
 # Random weights make a quantized model's top-1 agree with Keras only by chance: record the
 # agreement, do not fail on it. Float artifacts keep the package's strict thresholds.
 QUANTIZED_THRESHOLDS = {"min_decisive_agreement": None, "min_sqnr_db": None,
-                        "max_accuracy_drop": None}
+                        "max_accuracy_drop": None, "min_decisive_images": None}
 
 
 def progress(message):

@@ -155,7 +155,8 @@ def measure(kind):
                     quantize = QUANTIZE[k]
                     to_tflite(model, path, quantize=quantize, verify_count=8,
                               representative_data=calibration if quantize == "int8" else None,
-                              thresholds={"min_decisive_agreement": None, "min_sqnr_db": None}
+                              thresholds={"min_decisive_agreement": None, "min_sqnr_db": None,
+                                          "min_decisive_images": None}
                               if quantize == "int8" else None)
     info.update(kind=kind, peak_rss_mb=round(peak_rss_mb(), 1), rss_mb=round(current_rss_mb(), 1),
                 seconds=round(time.perf_counter() - started, 1))

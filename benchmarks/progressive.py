@@ -1,16 +1,21 @@
-"""Progressive learning against fixed-size training, at equal epochs, same run.
+"""Training methods against each other at equal epochs, same run: progressive learning against
+fixed size, and `train`'s default start (a released variant's ImageNet weights, new head, the
+recipe's fine-tuning rate) against training from scratch.
 
-For each data set and model, trains `--seeds` seeds twice with the short recipe from scratch:
-once at the full `--resolution` every epoch, once with `progressive=True` (the schedule
-derived from the model: 4 stages from 128/300 of the size, dropout, RandAugment and mixup
-growing; docs/efficientnetv2.md). Records the wall time of `fit` and the validation top-1 at
-the full size, mean ± std over the seeds.
+For each data set, model and `--starts` start (scratch: `weights=None`; default: `train`'s
+default `weights="auto"`), trains `--seeds` seeds with the short recipe for each `--methods`
+method: at the full `--resolution` every epoch (fixed), or with `progressive=True` (the
+schedule derived from the model: 4 stages from 128/300 of the size, dropout, RandAugment and
+mixup growing; docs/efficientnetv2.md). Records the wall time of `fit` and the validation
+top-1 at the full size, mean ± std over the seeds.
 
 Data: the real handwritten digits of scikit-learn (1 797 8×8 scans, written as a folder of
 PNGs at 32 px, a bench extra) and the embedded synthetic set. Every training is cached under
 `--workdir`, so a killed run resumes.
 
     python benchmarks/progressive.py --models=lite0,v2-b0 --seeds=0,1,2
+    python benchmarks/progressive.py --models=lite0 --starts=scratch,default --methods=fixed \
+        --name=transfer
 """
 
 import os
@@ -24,6 +29,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["lite0", "v2-b0"], "released variants to train")
 flags.DEFINE_list("data", ["digits", "synthetic"], "digits (scikit-learn) and/or synthetic")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "training seeds")
+flags.DEFINE_list("starts", ["scratch"], "scratch (weights=None) and/or default (train's "
+                  "default: ImageNet weights for a released variant that has them)")
+flags.DEFINE_list("methods", ["fixed", "progressive"], "fixed size and/or progressive")
+flags.DEFINE_string("name", "progressive", "the results' file name (benchmarks/results/NAME.*)")
 flags.DEFINE_integer("resolution", 64, "the full image size (the saved model's)")
 flags.DEFINE_integer("epochs", 8, "epochs of every training")
 flags.DEFINE_integer("batch_size", 32, "global batch size")
@@ -50,13 +59,13 @@ def digits_folder(workdir):
     return f"folder:{path}"
 
 
-def one_run(model, data, method, seed):
+def one_run(model, data, start, method, seed):
     import json
 
     from keras_effnet import scale
     from keras_effnet.train import train
 
-    out = os.path.join(FLAGS.workdir, "runs", f"{data[0]}-{model}-{method}-{seed}")
+    out = os.path.join(FLAGS.workdir, "runs", f"{data[0]}-{model}-{start}-{method}-{seed}")
     summary_path = os.path.join(out, "summary.json")
     if os.path.exists(summary_path):
         with open(summary_path, encoding="utf-8") as f:
@@ -64,9 +73,11 @@ def one_run(model, data, method, seed):
     else:
         summary = train(scale(model), data=data[1], epochs=FLAGS.epochs,
                         batch_size=FLAGS.batch_size, resolution=FLAGS.resolution, out=out,
-                        seed=seed, verbose=2, progressive=method == "progressive")
+                        seed=seed, verbose=2, progressive=method == "progressive",
+                        weights=None if start == "scratch" else "auto")
     stages = summary.get("progressive", {}).get("stages") or []
-    return {"data": data[0], "model": model, "method": method, "seed": seed,
+    return {"data": data[0], "model": model, "start": summary["weights"], "method": method,
+            "seed": seed, "learning_rate": summary["recipe"]["learning_rate"],
             "val_top1": summary["validation"]["accuracy"],
             "fit_s": summary["fit_seconds_this_run"],
             "sizes": "→".join(str(s["size"]) for s in stages) or str(FLAGS.resolution)}
@@ -77,9 +88,13 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; this script takes flags only")
-    unknown = set(FLAGS.data) - {"digits", "synthetic"}
-    if unknown:
-        raise app.UsageError(f"--data: {sorted(unknown)}; accepted: digits, synthetic")
+    for name, given, accepted in (("data", FLAGS.data, ("digits", "synthetic")),
+                                  ("starts", FLAGS.starts, ("scratch", "default")),
+                                  ("methods", FLAGS.methods, ("fixed", "progressive"))):
+        unknown = set(given) - set(accepted)
+        if unknown or not given:
+            raise app.UsageError(f"--{name}: {sorted(unknown) or 'none'}; accepted: "
+                                 f"{', '.join(accepted)}")
     os.makedirs(FLAGS.workdir, exist_ok=True)
     sources = [("digits", digits_folder(FLAGS.workdir)) if name == "digits"
                else ("synthetic", SYNTHETIC) for name in FLAGS.data]
@@ -87,30 +102,36 @@ def main(argv):
     for data in sources:
         for model in FLAGS.models:
             for seed in (int(s) for s in FLAGS.seeds):
-                for method in ("fixed", "progressive"):
-                    rows.append(one_run(model, data, method, seed))
-                    print(rows[-1], flush=True)
+                for start in FLAGS.starts:
+                    for method in FLAGS.methods:
+                        rows.append(one_run(model, data, start, method, seed))
+                        print(rows[-1], flush=True)
     groups = {}
     for r in rows:
-        groups.setdefault((r["data"], r["model"], r["method"]), []).append(r)
+        groups.setdefault((r["data"], r["model"], r["start"], r["method"]), []).append(r)
     mean_s = {key: np.mean([r["fit_s"] for r in group]) for key, group in groups.items()}
+    first = next(iter(groups))
     table = []
-    for (data, model, method), group in groups.items():
+    for key, group in groups.items():
         top1, seconds = [r["val_top1"] for r in group], [r["fit_s"] for r in group]
-        table.append({"data": data, "model": model, "method": method,
+        anchor = mean_s.get((*key[:3], "fixed"), mean_s[first])  # the same start, fixed size
+        table.append({"data": key[0], "model": key[1], "start": key[2], "method": key[3],
+                      "learning rate": group[0]["learning_rate"],
                       "sizes": group[0]["sizes"], "seeds": len(group),
                       "val top-1": f"{np.mean(top1):.3f} ± {np.std(top1):.3f}",
                       "fit s": f"{np.mean(seconds):.0f} ± {np.std(seconds):.0f}",
-                      "time vs fixed": f"{mean_s[data, model, method] / mean_s[data, model, 'fixed']:.2f}×"})
-    columns = ["data", "model", "method", "sizes", "seeds", "val top-1", "fit s", "time vs fixed"]
-    markdown = (f"### Progressive learning vs fixed size ({FLAGS.epochs} epochs, "
-                f"{FLAGS.resolution} px, short recipe from scratch, batch {FLAGS.batch_size})\n\n"
+                      "time vs fixed": f"{mean_s[key] / anchor:.2f}×"})
+    columns = ["data", "model", "start", "method", "learning rate", "sizes", "seeds",
+               "val top-1", "fit s", "time vs fixed"]
+    markdown = (f"### Training methods at equal epochs ({FLAGS.epochs} epochs, "
+                f"{FLAGS.resolution} px, short recipe, batch {FLAGS.batch_size})\n\n"
                 + markdown_table(table, columns) + "\n\nEvery run:\n\n"
-                + markdown_table(rows, ["data", "model", "method", "seed", "sizes", "val_top1",
-                                        "fit_s"]))
-    write_results(FLAGS.results, "progressive", rows, markdown,
+                + markdown_table(rows, ["data", "model", "start", "method", "seed", "sizes",
+                                        "val_top1", "fit_s"]))
+    write_results(FLAGS.results, FLAGS.name, rows, markdown,
                   settings={"epochs": FLAGS.epochs, "resolution": FLAGS.resolution,
-                            "batch_size": FLAGS.batch_size, "seeds": FLAGS.seeds})
+                            "batch_size": FLAGS.batch_size, "seeds": FLAGS.seeds,
+                            "starts": FLAGS.starts, "methods": FLAGS.methods})
 
 
 if __name__ == "__main__":

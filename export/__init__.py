@@ -20,6 +20,8 @@ import numpy as np
 
 from keras_effnet.assembly import PREPROCESSING_FORMULAS
 from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
+from keras_effnet.export.contract import (INPUT_CONTRACT, ONNX_LABELS_KEY, model_output_kind,
+                                          onnx_props)
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
 from keras_effnet.export.onnx_conversion import onnx_from_graph_def
 from keras_effnet.export.qat import fine_tune, quantization_aware
@@ -27,25 +29,58 @@ from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_i
                                         converted)
 from keras_effnet.export.tflite_metadata import (TFLiteMetadata, check_labels, read_labels,
                                                  with_metadata)
-from keras_effnet.export.verify import (THRESHOLDS, VerificationError, compare,
+from keras_effnet.export.verify import (THRESHOLDS, VerificationError, checked, compare,
                                         thresholds_for, verify)
 
-ONNX_LABELS_KEY = "labels"  # metadata_props key of an ONNX file's class names (JSON list)
 
 
-def _verification_images(model: Any, data: Any, count: int) -> tuple[np.ndarray, Any]:
-    """Images (and labels, when the data has them) to verify on."""
+def _verification_images(model: Any, data: Any, count: int, labels: list[str] | None
+                         ) -> tuple[np.ndarray, Any, str | None]:
+    """Images to verify on, their labels as indices of the model's outputs (None when there
+    are none, or when the data's classes do not map onto the model's class names), and why
+    there are no labels (None when there are)."""
     shape = input_size(model)
     if data is None:
         rng = np.random.default_rng(0)
-        return rng.uniform(0, 255, (count, *shape)).astype("float32"), None
+        return (rng.uniform(0, 255, (count, *shape)).astype("float32"), None,
+                "the verification images are random pixels, without labels")
     if isinstance(data, str):
-        from keras_effnet.data import examples
+        from keras_effnet.data import class_names, examples
 
-        return examples(data, shape[0], count, split="validation")
+        images, targets = examples(data, shape[0], count, split="validation")
+        targets, why = model_targets(targets, class_names(data), labels)
+        return images, targets, why
     if isinstance(data, tuple) and len(data) == 2:
-        return calibration_images(data[0], shape, count), np.asarray(data[1])[:count]
-    return calibration_images(data, shape, count), None
+        return calibration_images(data[0], shape, count), np.asarray(data[1])[:count], None
+    return (calibration_images(data, shape, count), None,
+            "the verification images have no labels")
+
+
+def _same_name(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def model_targets(targets: np.ndarray, data_names: list[str], model_names: list[str] | None
+                  ) -> tuple[np.ndarray | None, str | None]:
+    """A data set's labels as indices of the model's outputs, matched by class name (case,
+    "_" and "-" aside; the data's classes may be a subset of the model's); (None, why) when a
+    class of the images cannot be matched."""
+    if model_names is None:
+        return None, ("the model has no class names to match the data's classes "
+                      f"({', '.join(data_names[:3])}{', …' if len(data_names) > 3 else ''}) "
+                      "onto (give labels)")
+    index: dict[str, list[int]] = {}
+    for i, name in enumerate(model_names):
+        index.setdefault(_same_name(name), []).append(i)
+    used = sorted({int(t) for t in targets})
+    unmatched = [data_names[t] for t in used
+                 if len(index.get(_same_name(data_names[t]), [])) != 1]
+    if unmatched:
+        return None, (f"the verification data's class(es) {', '.join(map(repr, unmatched[:3]))}"
+                      f"{' …' if len(unmatched) > 3 else ''} match none (or several) of the "
+                      f"model's {len(model_names)} class names")
+    mapping = {t: index[_same_name(data_names[t])][0] for t in used}
+    return np.array([mapping[int(t)] for t in targets]), None
 
 
 def describe_data(data: Any, split: str) -> str:
@@ -75,8 +110,11 @@ def metadata(model: Any) -> dict[str, Any]:
 def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data: Any,
             verify_count: int, labels: list[str] | None, num_threads: int,
             thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
-    images, targets = _verification_images(model, verify_data, verify_count)
+    images, targets, no_accuracy = _verification_images(model, verify_data, verify_count,
+                                                        labels)
     extra = {**extra, "verify_data": describe_data(verify_data, "validation")}
+    if no_accuracy:
+        extra["accuracy"] = f"not computed: {no_accuracy}"
     failed_report = path + ".failed.json"
     with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
@@ -87,12 +125,14 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
         except VerificationError as failed:  # nothing under the final name; the report kept
             report = {**failed.report, "artifact": os.path.basename(path), **extra,
                       "metadata": metadata(model), "labels": labels}
+            report["checked"] = checked(report)
             write_json(report, failed_report)
             reason = str(failed).split("verification failed: ", 1)[-1]
             raise VerificationError(f"{path}: verification failed: {reason} (not written; "
                                     f"report in {failed_report})", report) from None
         report["artifact"] = os.path.basename(path)
         report.update(extra, metadata=metadata(model), labels=labels)
+        report["checked"] = checked(report)
     write_json(report, path + ".json")
     if os.path.exists(failed_report):  # an earlier attempt's
         os.remove(failed_report)
@@ -119,16 +159,6 @@ def model_labels(model: Any, labels: Any) -> list[str] | None:
     return labels
 
 
-def outputs_probabilities(model: Any) -> bool:
-    """Whether the model's output is a softmax (probabilities), from its config or last layer."""
-    options = getattr(model, "build_options", None)
-    if options is not None:
-        return options.include_top and options.classifier_activation == "softmax"
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "layer", last), "activation", None)  # (a QAT wrapper)
-    return getattr(activation, "__name__", None) == "softmax"
-
-
 def default_metadata(model: Any, quantize: str, io_dtype: str, classes: int) -> TFLiteMetadata:
     """The name and description a TFLite file gets when none are given."""
     from keras_effnet import __version__
@@ -140,7 +170,8 @@ def default_metadata(model: Any, quantize: str, io_dtype: str, classes: int) -> 
         name=model.name,
         description=f"{model.name} image classifier, {classes} classes, {width}x{height} RGB "
                     f"input ({mode}, {io_dtype} input/output); exported by keras_effnet "
-                    f"{__version__}. Feed RGB pixels 0..255: the model normalises inside.")
+                    f"{__version__}. Feed RGB pixels 0..255: the model normalises inside; "
+                    f"{INPUT_CONTRACT}.")
 
 
 def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
@@ -184,7 +215,8 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
                                      for key in ("name", "description", "version", "author",
                                                  "license")})
         flatbuffer, written = with_metadata(flatbuffer, info, labels,
-                                            probabilities=outputs_probabilities(reference))
+                                            output=model_output_kind(reference),
+                                            input_note=INPUT_CONTRACT)
         if labels is None:
             written["note"] = ("no labels given and the model has no class_names: the file "
                                "carries none, so apps show class indices")
@@ -224,7 +256,8 @@ def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data
 
     `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
     `labels` (default: the model's `class_names`) go into the file's metadata_props
-    ("labels", a JSON list), where `effnet predict` and other clients read them.
+    ("labels", a JSON list), with the output kind ("output": probabilities or logits),
+    where `effnet predict` and other clients read them.
     """
     path = os.fspath(path)
     if not path.endswith(".onnx"):
@@ -234,11 +267,9 @@ def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data
     reference = _reference(model)
     labels = model_labels(reference, labels)
     proto = onnx_model(model, opset)
-    if labels is not None:
-        import json
-
+    for key, value in onnx_props(model_output_kind(reference), labels).items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = ONNX_LABELS_KEY, json.dumps(labels)
+        entry.key, entry.value = key, value
     return _finish(proto.SerializeToString(), path, reference, "none", verify_data,
                    verify_count, labels, num_threads, limits, {"format": "onnx", "opset": opset})
 

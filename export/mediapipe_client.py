@@ -6,9 +6,17 @@ file's metadata (input normalisation, labels), feeds the image and reads the sco
 classifies images there and compares each answer with the LiteRT interpreter's on the same
 pixels: the proof that an app gets what the export verified.
 
+`classify_files` classifies image files exactly as docs/shipping.md tells app developers to:
+`mp.Image.create_from_file`, the input contract's square as the region of interest
+(`ImageProcessingOptions(region_of_interest=RectF(...))` from `contract.crop_box`) and the
+output contract's scores (a logits file's through a softmax over every class), so that the
+tests hold the documented calls to the labels `effnet predict` gives.
+
 Example:
     >>> check("runs/quickstart/model_int8.tflite", images)["top1_agreement"]
     1.0
+    >>> classify_files("runs/quickstart/model_int8.tflite", ["photo.jpg"], top_k=1)
+    [[(3, 'frame', 0.97)]]
 """
 
 from __future__ import annotations
@@ -45,6 +53,55 @@ def classify(path: str, images: np.ndarray) -> list[list[tuple[int, str, float]]
                                                   data=np.ascontiguousarray(image)))
             results.append([(c.index, c.category_name, float(c.score))
                             for c in answer.classifications[0].categories])
+    return results
+
+
+def region_of_interest(width: int, height: int) -> Any:
+    """MediaPipe's `ImageProcessingOptions` whose region of interest is the input contract's
+    square of a `width` x `height` image (`contract.crop_box`). RectF is given by keyword: its
+    fields are ordered (left, top, bottom, right), not as the box is."""
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.components.containers.rect import RectF
+
+    from keras_effnet.export.contract import crop_box
+
+    left, top, right, bottom = crop_box(width, height)
+    return vision.ImageProcessingOptions(region_of_interest=RectF(
+        left=left, top=top, right=right, bottom=bottom))
+
+
+def classify_files(path: str, files: list[str], top_k: int | None = None
+                   ) -> list[list[tuple[int, str, float]]]:
+    """The top `top_k` (None: every) categories (index, name, score) of each image file, best
+    first, by MediaPipe's `ImageClassifier` as docs/shipping.md shows it: the file read by
+    `mp.Image.create_from_file`, the centre square of the input contract as the region of
+    interest, scores as the output contract says (`contract.output_kind` of the file: a
+    logits file's through a softmax over every class)."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    from keras_effnet.export.contract import LOGITS, output_kind, shown_scores
+
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)
+                              or top_k < 1):
+        raise ValueError(f"top_k={top_k!r}; accepted: None (every category) or an integer >= 1")
+    kind = output_kind(path)
+    options = vision.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_path=path),
+        max_results=-1 if kind == LOGITS or top_k is None else top_k)
+    results = []
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        for file in files:
+            image = mp.Image.create_from_file(file)
+            answer = classifier.classify(image, image_processing_options=region_of_interest(
+                image.width, image.height))
+            found = [(c.index, c.category_name, float(c.score))
+                     for c in answer.classifications[0].categories]
+            if kind == LOGITS and found:
+                scores = shown_scores(np.array([score for _, _, score in found]), kind)
+                found = sorted(((i, name, float(p)) for (i, name, _), p in zip(found, scores)),
+                               key=lambda c: -c[2])
+            results.append(found if top_k is None else found[:top_k])
     return results
 
 

@@ -165,6 +165,7 @@ def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
     Uses the short recipe's crops; the model's input size is the training resolution. Returns
     the fitted QAT model (convert it with `to_tflite(…, quantize="int8")`).
     """
+    from keras_effnet.console import fit_verbosity
     from keras_effnet.data import Augment, load
     from keras_effnet.export.graph import input_size
     from keras_effnet.train import Recipe
@@ -177,5 +178,5 @@ def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
                    augment=Augment(recipe.crop_area_min, recipe.randaugment))
     qat = quantization_aware(model, data, learning_rate=learning_rate,
                              label_smoothing=recipe.label_smoothing)
-    qat.fit(dataset.train, epochs=epochs, verbose=verbose)
+    qat.fit(dataset.train, epochs=epochs, verbose=fit_verbosity(verbose))
     return qat

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, asdict
 from typing import Any
 
@@ -32,6 +33,12 @@ import numpy as np
 
 METADATA_BUFFER = "TFLITE_METADATA"
 LABELS_FILE = "labels.txt"
+# What a labels file may take: far above any real label set (ImageNet-21k's 21 843 classes
+# with every synonym: about 1 MB), far below what would hurt (a zip bomb stops here).
+MAX_LABELS_BYTES = 16 << 20
+# The output tensor's metadata name of each output kind (export/contract.py): "probability" is
+# the schema's and MediaPipe Model Maker's name for a softmax output.
+OUTPUT_NAMES = {"probabilities": "probability", "logits": "logits"}
 MIN_PARSER_VERSION = "1.0.0"  # every field written here exists since the schema's 1.0.0
 
 # Field order of the tables written (metadata_schema.fbs); a union takes two slots, its type
@@ -157,8 +164,13 @@ def _tensor_info(model: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
-                   probabilities: bool) -> tuple[_Table, dict[str, Any]]:
-    """The `ModelMetadata` of an image classifier for this parsed model, and what it says."""
+                   output: str, input_note: str | None = None) -> tuple[_Table, dict[str, Any]]:
+    """The `ModelMetadata` of an image classifier for this parsed model, and what it says.
+    `output`: the output's kind (probabilities or logits: `contract.OUTPUT_KINDS`), written
+    as its name; `input_note`: appended to the input's description (the input contract)."""
+    if output not in OUTPUT_NAMES:
+        raise ValueError(f"output={output!r}; accepted: {', '.join(OUTPUT_NAMES)}")
+    probabilities = output == "probabilities"
     image, outputs = _tensor_info(model)
     if len(image["shape"]) != 4 or image["shape"][-1] != 3:
         raise ValueError(f"image-classifier metadata needs one (1, H, W, 3) RGB input; the "
@@ -171,11 +183,11 @@ def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
         raise ValueError(f"{len(labels)} labels for a model whose output has {classes} "
                          f"scores{'' if len(outputs) == 1 else f' ({len(outputs)} outputs)'}; "
                          "they must agree")
-    score = "probability" if probabilities else "score"
+    score = OUTPUT_NAMES[output]
     input_meta = _Table(
         "TensorMetadata", name="image",
         description=f"RGB image, {width}x{height}, pixels 0..255 as (x - {mean:g}) / {std:g} "
-                    f"({dtype})",
+                    f"({dtype})" + (f"; {input_note}" if input_note else ""),
         content=_Table("Content", content_properties_type=CONTENT_IMAGE,
                        content_properties=_Table("ImageProperties", color_space=COLOR_RGB,
                                                  default_size=_Table("ImageSize", width=width,
@@ -185,8 +197,8 @@ def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
                                              mean=np.array([mean]), std=np.array([std])))])
     output_meta = [_Table(
         "TensorMetadata", name=score if len(outputs) == 1 else str(out["name"]),
-        description=(f"{'Probabilities' if probabilities else 'Scores'} of the "
-                     f"{classes} labels respectively"),
+        description=(f"{'Probabilities' if probabilities else 'Logits (apply a softmax)'} "
+                     f"of the {classes} labels respectively"),
         content=_Table("Content", content_properties_type=CONTENT_FEATURE,
                        content_properties=_Table("FeatureProperties")),
         stats=_Table("Stats", max=np.array([1.0]), min=np.array([0.0])) if probabilities
@@ -203,12 +215,13 @@ def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
     said = {"written": True, **{k: v for k, v in asdict(info).items() if v is not None},
             "input": {"dtype": dtype, "size": [height, width], "normalization_mean": mean,
                       "normalization_std": std},
-            "output": score, "labels": None if labels is None else len(labels)}
+            "output": output, "labels": None if labels is None else len(labels)}
     return root, said
 
 
 def with_metadata(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | None = None, *,
-                  probabilities: bool = True) -> tuple[bytes, dict[str, Any]]:
+                  output: str = "probabilities", input_note: str | None = None
+                  ) -> tuple[bytes, dict[str, Any]]:
     """`flatbuffer` with image-classifier metadata (replacing any it had) and, given labels,
     the labels file; and what was written (for the export report).
 
@@ -221,7 +234,7 @@ def with_metadata(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | N
         labels = check_labels(labels)
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(strip_associated_files(
         flatbuffer)))  # parsed once: read for the metadata, then rewritten with it
-    root, said = metadata_table(model, info, labels, probabilities)
+    root, said = metadata_table(model, info, labels, output, input_note)
     entries = [m for m in (model.metadata or []) if m.name.decode() != METADATA_BUFFER]
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(encode_metadata(root), np.uint8)
@@ -252,15 +265,31 @@ def check_labels(labels: Any) -> list[str]:
 
 
 def read_labels_file(path: str) -> list[str]:
-    """A labels file: one class name per line (blank lines at the end ignored)."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    """A labels file: one class name per line (blank lines at the end ignored), at most
+    MAX_LABELS_BYTES; a ValueError naming the file otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_LABELS_BYTES + 1)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the labels file ({err.strerror})") from None
+    return _labels(data, path, "labels file")
+
+
+def _labels(data: bytes, source: str, what: str) -> list[str]:
+    """The class names of a labels file's bytes, checked; errors name `source` and `what`."""
+    if len(data) > MAX_LABELS_BYTES:
+        raise ValueError(f"{source}: its {what} is larger than {MAX_LABELS_BYTES >> 20} MiB, "
+                         "far above any real label set; refused")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{source}: its {what} is not UTF-8 text (byte {err.start})") from None
     while lines and not lines[-1].strip():
         lines.pop()
     try:
         return check_labels(lines)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(f"{source}: its {what}: {err}") from None
 
 
 def strip_associated_files(data: bytes) -> bytes:
@@ -272,17 +301,40 @@ def strip_associated_files(data: bytes) -> bytes:
     return data[:min(offsets)] if offsets else data
 
 
-def read_labels(model: str | bytes) -> list[str] | None:
-    """The labels file attached to a TFLite file (path or bytes); None when it has none."""
-    if isinstance(model, str):
-        with open(model, "rb") as f:
-            model = f.read()
+def read_labels(model: str | bytes, classes: int | None = None,
+                source: str | None = None) -> list[str] | None:
+    """The labels file attached to a TFLite file (path or bytes); None when it has none.
+
+    The file may come from anyone: the archive is read by its directory, the labels entry
+    with a bounded read (MAX_LABELS_BYTES, whatever size it claims: a zip bomb stops there),
+    and a broken archive, a compression it cannot read, text that is not UTF-8 or, given
+    `classes` (the model's outputs), a label count that differs is a one-line ValueError
+    naming the file (`source`, default the path)."""
+    source = source or (model if isinstance(model, str) else "the TFLite file")
+    handle = model if isinstance(model, str) else io.BytesIO(model)
     try:
-        with zipfile.ZipFile(io.BytesIO(model)) as zf:
-            text = zf.read(LABELS_FILE).decode("utf-8")
-    except (zipfile.BadZipFile, KeyError):
-        return None
-    return text.splitlines()
+        if not zipfile.is_zipfile(handle):
+            return None
+        with zipfile.ZipFile(handle) as archive:
+            try:
+                entry = archive.getinfo(LABELS_FILE)
+            except KeyError:
+                return None
+            if entry.file_size > MAX_LABELS_BYTES:
+                raise ValueError(f"{source}: its {LABELS_FILE} claims {entry.file_size:,} bytes, "
+                                 f"far above any real label set (at most "
+                                 f"{MAX_LABELS_BYTES >> 20} MiB); refused")
+            with archive.open(entry) as f:
+                data = f.read(MAX_LABELS_BYTES + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
+            NotImplementedError, RuntimeError, OSError) as err:
+        raise ValueError(f"{source}: its attached {LABELS_FILE} cannot be read: the archive is "
+                         f"broken or unsupported ({str(err) or type(err).__name__})") from None
+    labels = _labels(data, source, LABELS_FILE)
+    if classes is not None and len(labels) != classes:
+        raise ValueError(f"{source}: its {LABELS_FILE} has {len(labels)} labels for a model with "
+                         f"{classes} outputs; they must agree")
+    return labels
 
 
 def model_root(model: str | bytes) -> Any:
@@ -310,20 +362,51 @@ def has_metadata(model: str | bytes) -> bool:
     return _metadata_buffer(model_root(model)) is not None
 
 
-def read_metadata(model: str | bytes) -> dict[str, str | None] | None:
-    """What a TFLite file's metadata says of the model: its name, description, version, author
-    and license (None where absent); None for a file without metadata."""
+def _field(table: Any, kind: str, name: str) -> int:
+    """The absolute position of field `name` of a `kind` table, 0 when absent (a table's
+    vtable: 2 bytes a field, after 4 bytes of its own size and the object's)."""
+    slot = table.Offset(4 + 2 * _LAYOUT[kind].index(name))
+    return slot + table.Pos if slot else 0
+
+
+def _child(table: Any, kind: str, name: str, index: int = 0) -> Any:
+    """Element `index` of the vector of tables `name`, or None."""
+    from flatbuffers import table as flatbuffer_table
+
+    slot = table.Offset(4 + 2 * _LAYOUT[kind].index(name))  # Vector* add the table's Pos
+    if not slot or table.VectorLen(slot) <= index:
+        return None
+    return flatbuffer_table.Table(table.Bytes, table.Indirect(table.Vector(slot) + 4 * index))
+
+
+def _root_table(model: str | bytes) -> Any:
     from flatbuffers import encode, packer, table
 
     data = _metadata_buffer(model_root(model))
-    if data is None:
+    return None if data is None else table.Table(data, encode.Get(packer.uoffset, data, 0))
+
+
+def output_name(model: str | bytes) -> str | None:
+    """The metadata name of a TFLite file's (first) output tensor: "probability" or "logits"
+    in our files (`OUTPUT_NAMES`); None without metadata or name."""
+    root = _root_table(model)
+    graph = None if root is None else _child(root, "ModelMetadata", "subgraph_metadata")
+    tensor = None if graph is None else _child(graph, "SubGraphMetadata",
+                                                 "output_tensor_metadata")
+    at = None if tensor is None else _field(tensor, "TensorMetadata", "name")
+    return tensor.String(at).decode("utf-8") if at else None
+
+
+def read_metadata(model: str | bytes) -> dict[str, str | None] | None:
+    """What a TFLite file's metadata says of the model: its name, description, version, author
+    and license (None where absent); None for a file without metadata."""
+    root = _root_table(model)
+    if root is None:
         return None
-    root = table.Table(data, encode.Get(packer.uoffset, data, 0))
-    fields = _LAYOUT["ModelMetadata"]
 
     def text(name: str) -> str | None:
-        slot = root.Offset(4 + 2 * fields.index(name))  # a table's vtable: 2 bytes a field
-        return root.String(slot + root.Pos).decode("utf-8") if slot else None
+        at = _field(root, "ModelMetadata", name)
+        return root.String(at).decode("utf-8") if at else None
 
     return {name: text(name) for name in ("name", "description", "version", "author",
                                           "license")}

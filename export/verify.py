@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.export.contract import PROBABILITIES, model_output_kind, shown_scores
 from keras_effnet.export.runtime import median_latency_ms, runner_for
 
 # Defaults per artifact kind (the TFLite quantize mode; ONNX is "none"), from the measurements
@@ -29,17 +30,26 @@ from keras_effnet.export.runtime import median_latency_ms, runner_for
 # when given (an untrained model's images are all near-ties: its top-1 flips under any
 # quantizer). Float kinds: near_tie_margin >= 2 × max_abs_diff, so no decisive image can flip
 # within max |Δ|; quantized kinds: 0.1.
+# Quantized kinds are judged by their decisive images alone (float kinds by max |Δ| on every
+# image too), so they need enough of them: `min_decisive_images`. With 30, an artifact that
+# flips 1 in 4 decisive images passes the 0.90 bar with probability 0.04 (binomial), with 10
+# 0.24 (docs/export.md, "What verification checked").
 THRESHOLDS = {
     "none": {"max_abs_diff": 1e-4, "min_agreement": None, "min_decisive_agreement": 0.99,
-             "min_sqnr_db": 60.0, "near_tie_margin": 0.01, "max_accuracy_drop": 0.01},
+             "min_sqnr_db": 60.0, "near_tie_margin": 0.01, "max_accuracy_drop": 0.01,
+             "min_decisive_images": None},
     "float16": {"max_abs_diff": 1e-2, "min_agreement": None, "min_decisive_agreement": 0.97,
-                "min_sqnr_db": 20.0, "near_tie_margin": 0.02, "max_accuracy_drop": 0.02},
+                "min_sqnr_db": 20.0, "near_tie_margin": 0.02, "max_accuracy_drop": 0.02,
+                "min_decisive_images": None},
     "dynamic": {"max_abs_diff": None, "min_agreement": None, "min_decisive_agreement": 0.90,
-                "min_sqnr_db": 10.0, "near_tie_margin": 0.1, "max_accuracy_drop": 0.05},
+                "min_sqnr_db": 10.0, "near_tie_margin": 0.1, "max_accuracy_drop": 0.05,
+                "min_decisive_images": 30},
     "int8": {"max_abs_diff": None, "min_agreement": None, "min_decisive_agreement": 0.90,
-             "min_sqnr_db": 6.0, "near_tie_margin": 0.1, "max_accuracy_drop": 0.05},
+             "min_sqnr_db": 6.0, "near_tie_margin": 0.1, "max_accuracy_drop": 0.05,
+             "min_decisive_images": 30},
 }
 _FRACTIONS = ("min_agreement", "min_decisive_agreement", "near_tie_margin", "max_accuracy_drop")
+_COUNTS = ("min_decisive_images",)
 
 
 class VerificationError(RuntimeError):
@@ -67,39 +77,33 @@ def thresholds_for(kind: str, overrides: dict[str, float | None] | None = None
     for key, value in (overrides or {}).items():
         if key not in limits:
             raise ValueError(f"unknown threshold {key!r}; accepted: {', '.join(limits)}")
-        fraction = key in _FRACTIONS
+        fraction, count = key in _FRACTIONS, key in _COUNTS
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or math.isnan(value) or value < 0 or fraction and value > 1):
-            raise ValueError(f"{key}={value!r}; accepted: a number "
-                             + ("in [0, 1]" if fraction else ">= 0") + ", or None (not gated)")
+                                  or math.isnan(value) or value < 0 or fraction and value > 1
+                                  or count and value != int(value)):
+            raise ValueError(f"{key}={value!r}; accepted: "
+                             + ("a number in [0, 1]" if fraction else "a whole number >= 0"
+                                if count else "a number >= 0") + ", or None (not gated)")
         limits[key] = value
     return limits
 
 
-def probabilities(outputs: np.ndarray, atol: float = 1e-3) -> np.ndarray:
-    """Outputs as probabilities over the last axis: as they are when they are (no negative
-    value, every row summing to 1 within `atol`), else their softmax (the outputs are
-    logits)."""
-    x = np.asarray(outputs, "float64")
-    if x.min() >= 0 and np.allclose(x.sum(-1), 1, atol=atol):
-        return x
-    x = np.exp(x - x.max(-1, keepdims=True))
-    return x / x.sum(-1, keepdims=True)
-
-
-def margins(outputs: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 probability of each output row (1 for a single-class output)."""
-    top = np.sort(probabilities(outputs), -1)
+def margins(outputs: np.ndarray, output: str = PROBABILITIES) -> np.ndarray:
+    """Top-1 minus top-2 probability of each output row (1 for a single-class output);
+    `output`: what the outputs are (probabilities, or logits: their softmax is used)."""
+    top = np.sort(shown_scores(outputs, output), -1)
     return top[..., -1] - (top[..., -2] if top.shape[-1] > 1 else 0.0)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None,
-            near_tie_margin: float = THRESHOLDS["int8"]["near_tie_margin"]) -> dict[str, Any]:
-    """The report's numbers for `candidate` outputs against `reference` (the float model's)."""
+            near_tie_margin: float = THRESHOLDS["int8"]["near_tie_margin"],
+            output: str = PROBABILITIES) -> dict[str, Any]:
+    """The report's numbers for `candidate` outputs against `reference` (the float model's);
+    `output`: the outputs' kind (probabilities or logits), for the margins."""
     ref, got = np.asarray(reference, "float64"), np.asarray(candidate, "float64")
     diff = np.abs(ref - got)
     agree = ref.argmax(-1) == got.argmax(-1)
-    margin = margins(ref)
+    margin = margins(ref, output)
     decisive = margin > near_tie_margin
     noise = float(np.sum(diff ** 2))
     norms = np.linalg.norm(ref, axis=-1) * np.linalg.norm(got, axis=-1)
@@ -127,9 +131,29 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | N
     return report
 
 
+def checked(report: dict[str, Any]) -> str:
+    """What a verification checked, in one line: how many images, how many decisive, on what
+    data, and the accuracies or why there are none."""
+    line = (f"verified on {report['images']} images ({report['decisive_images']} decisive, "
+            f"{report['near_ties']} near-ties at margin {report['near_tie_margin']:g})")
+    if report.get("verify_data"):
+        line += f" of {report['verify_data']}"
+    if "keras_accuracy" in report:
+        return (line + f"; top-1 accuracy: Keras {report['keras_accuracy']:.4f}, artifact "
+                f"{report['artifact_accuracy']:.4f}")
+    return line + f"; accuracy {report.get('accuracy', 'not computed')}"
+
+
 def failures(report: dict[str, Any], limits: dict[str, float | None]) -> list[str]:
     """The gates `report` fails under `limits`, each naming its threshold."""
     failed = []
+    wanted = limits.get("min_decisive_images")
+    if wanted is not None and report["decisive_images"] < wanted:
+        failed.append(f"too few decisive images to judge: {report['decisive_images']} of the "
+                      f"{report['images']} verified have a float top-1/top-2 margin above "
+                      f"{report['near_tie_margin']}, min_decisive_images {wanted:g}; verify on "
+                      "more images (verify_count=N, or a larger verification set), or accept "
+                      "the unjudged artifact with min_decisive_images=0")
     if report["non_finite_outputs"]:  # NaN compares as passing every threshold below
         failed.append(f"{report['non_finite_outputs']} outputs are NaN or infinite")
     if limits["max_abs_diff"] is not None and report["max_abs_diff"] > limits["max_abs_diff"]:
@@ -168,7 +192,8 @@ def verify(artifact: str, reference_model: Any, images: np.ndarray,
     limits = thresholds_for(kind, thresholds)
     runner = runner_for(artifact, num_threads)
     expected = np.asarray(reference_model.predict(images, batch_size=32, verbose=0), "float32")
-    report = compare(expected, runner(images), labels, limits["near_tie_margin"])
+    report = compare(expected, runner(images), labels, limits["near_tie_margin"],
+                     model_output_kind(reference_model))
     report.update(artifact=os.path.basename(artifact), kind=kind,
                   size_bytes=os.path.getsize(artifact), threads=num_threads,
                   median_latency_ms=round(median_latency_ms(runner, images[0],

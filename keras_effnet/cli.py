@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -36,7 +37,6 @@ FLAGS = flags.FLAGS
 # fine-tuning; from scratch, twice its rate learns fastest in few epochs.
 QUICKSTART_DEFAULTS = {"data": "synthetic?train=1600&validation=400", "epochs": 4,
                        "batch_size": 64, "base_resolution": 64}
-QUICKSTART_WEIGHTS = "imagenet"  # the default model's starting point
 QUICKSTART_LEARNING_RATES = {"fine-tuning": 0.006, "from scratch": 0.048}
 # Each flag's help here is its meaning wherever it is used; COMMAND_FLAGS says which commands
 # take it and, where the meaning (or default) differs, what it means for that command.
@@ -51,11 +51,11 @@ flags.DEFINE_integer("base_resolution", None, "resolution at φ = 0 (default: th
                      "V2-S 384, V2-M and V2-L 480)")
 flags.DEFINE_integer("resolution", None, "input size of the built model (default: the config's)")
 flags.DEFINE_integer("num_classes", 1000, "classifier outputs")
-flags.DEFINE_string("weights", None, "imagenet (b0..b7, lite0..lite2, v2-b0..v2-l), or a "
+flags.DEFINE_string("weights", None, "imagenet (b0..b7, lite0..lite2, v2-b0..v2-l), a "
                     "weights file: "
                     "keras.applications .h5/.keras/.weights.h5, or a PyTorch checkpoint "
                     ".pth/.safetensors (timm tf_efficientnet_*, efficientnet_pytorch, "
-                    "efficientnet_lite_pytorch)")
+                    "efficientnet_lite_pytorch), or none (random initialisation)")
 flags.DEFINE_bool("skip_head", False, "with --weights: leave the classifier freshly initialised "
                   "(a new label set)")
 flags.DEFINE_string("out", None, "where to write (see the command's --help)")
@@ -89,6 +89,8 @@ flags.DEFINE_bool("bias_correction", True, "int8: shift each layer's bias to can
                   "plain PTQ)")
 flags.DEFINE_string("verify_data", None, "data spec whose validation split the artifact is "
                     "verified on")
+flags.DEFINE_integer("verify_count", 64, "verification: the number of images of the "
+                     "verification split the artifact is verified on")
 flags.DEFINE_integer("opset", 17, "ONNX opset")
 flags.DEFINE_list("points", None, "explicit alpha,beta,gamma triples separated by ';' "
                   "(e.g. \"1.2,1.1,1.15;1.3,1.05,1.15\"); default: the grid")
@@ -127,6 +129,8 @@ flags.DEFINE_string("description", None, "TFLite metadata: the model's descripti
                     "its name, classes, input size and quantization)")
 flags.DEFINE_string("model_version", None, "TFLite metadata: the model's version (default 1)")
 flags.DEFINE_integer("top_k", 5, "labels to print per image")
+flags.DEFINE_integer("max_pixels", 100_000_000, "images above this many pixels (read from the "
+                     "file's header, before decoding) are refused: decompression bombs")
 flags.DEFINE_bool("json", False, "print the result as JSON")
 flags.DEFINE_string("examples", None, "a folder of images the web app shows as its gallery")
 flags.DEFINE_string("runtime", None, "where the web app loads @mediapipe/tasks-vision from: an "
@@ -142,6 +146,8 @@ THRESHOLD_HELP = {
     "min_agreement": "least top-1 agreement with Keras over all images, near-ties included",
     "min_decisive_agreement": "least top-1 agreement over the images whose float top-1/top-2 "
                               "margin exceeds --near_tie_margin",
+    "min_decisive_images": "least number of decisive images (float top-1/top-2 margin above "
+                           "--near_tie_margin) for the verification to judge; 0 accepts fewer",
     "near_tie_margin": "float top-1/top-2 probability margin at or below which an image is a "
                        "near-tie (counted, not gated)",
     "min_sqnr_db": "least signal-to-quantization-noise ratio of the outputs (dB)",
@@ -172,7 +178,13 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
               "data": f"training data spec: {_DATA_SPEC} (default synthetic); its validation "
                       "split is held out",
               "num_classes": "must equal the data's class count (default: the data's)",
-              "weights": None, "skip_head": None, "progressive": None,
+              "weights": "starting weights: imagenet, a weights file (keras.applications "
+                         ".h5/.keras/.weights.h5, or a PyTorch checkpoint .pth/.safetensors: "
+                         "timm tf_efficientnet_*, efficientnet_pytorch, "
+                         "efficientnet_lite_pytorch), or none: from scratch (default: a "
+                         "released variant that has ImageNet weights starts from them with a "
+                         "new head, any other model from scratch)",
+              "skip_head": None, "progressive": None,
               "progressive_preset": None, "progressive_stages": None, "progressive_start": None,
               "out": "the run folder: model.keras, best.keras, summary.json, history.csv, "
                      "stages.json with --progressive, logs/ (default runs/train)"},
@@ -188,8 +200,9 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
                          "--recipe=short: " + ", ".join(
                              f"{rate} {kind}" for kind, rate in QUICKSTART_LEARNING_RATES.items())
                          + ")",
-        "weights": "starting weights: imagenet, or a weights file (default: imagenet for the "
-                   "default lite0, none for --variant/--phi; --weights= trains from scratch)",
+        "weights": "starting weights: imagenet, or a weights file (default: a released "
+                   "variant's ImageNet weights with a new head, as the default lite0; none for "
+                   "--phi; --weights=none or --weights= trains from scratch)",
         "out": "the run folder (default runs/quickstart)"},
     "eval": {"model": "the .keras model to score",
              "data": f"data spec whose validation split is scored: {_DATA_SPEC} (default "
@@ -204,6 +217,7 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
                        "summary.json; else --data or --verify_data)",
         "verify_data": "data spec whose validation split verifies the artifact (default: the "
                        "run's data; else --calibration or --data)",
+        "verify_count": None,
         "qat_epochs": None, "labels": None, "metadata": None, "author": None, "license": None,
         "description": None, "model_version": None,
         "data": "with --qat_epochs: data spec whose train split fine-tunes (default: the "
@@ -215,7 +229,7 @@ COMMAND_FLAGS: dict[str, dict[str, str | None]] = {
                "(default: beside --model)",
         **dict.fromkeys(THRESHOLD_FLAGS)},
     "predict": {"model": "the model to classify with: .keras, .tflite or .onnx (required)",
-                "top_k": None, "json": None},
+                "top_k": None, "json": None, "max_pixels": None},
     "app": {"model": "the .tflite file with image-classifier metadata to classify with "
                      "(required)",
             "out": "the new (or empty) folder to write the web app into (required)",
@@ -356,7 +370,7 @@ def cmd_build() -> None:
     config = next(_configs())
     shape = None if FLAGS.resolution is None else (FLAGS.resolution, FLAGS.resolution, 3)
     model = keras_effnet.build(config, num_classes=FLAGS.num_classes, input_shape=shape,
-                               weights=FLAGS.weights, skip_head=FLAGS.skip_head)
+                               weights=_weights(None), skip_head=FLAGS.skip_head)
     print(config.summary())
     if FLAGS.summary:
         model.summary()
@@ -366,6 +380,14 @@ def cmd_build() -> None:
     if FLAGS.out:
         save_model(model, FLAGS.out)
         print(f"saved {FLAGS.out}")
+
+
+def _weights(default: str | None) -> str | None:
+    """--weights as the library takes it: `default` when not given, None for `none` (or
+    nothing: `--weights=`), else the value."""
+    if not FLAGS["weights"].present:
+        return default
+    return None if FLAGS.weights.strip().lower() in ("", "none") else FLAGS.weights
 
 
 def _recipe():
@@ -378,21 +400,23 @@ def _recipe():
 
 def _quickstart_flags() -> None:
     """Fill the flags the user did not pass with QUICKSTART_DEFAULTS; check --data up front."""
-    import glob
-
-    from keras_effnet.data import parse_spec
-
     for name, value in QUICKSTART_DEFAULTS.items():
         if not FLAGS[name].present:
             FLAGS[name].value = value
-    spec = parse_spec(FLAGS.data)  # a bad spec fails here, before anything is written
-    if spec.kind == "folder" and not os.path.isdir(spec.location):
-        raise FileNotFoundError(f"--data={FLAGS.data}: image folder not found: "
-                                f"{spec.location!r}")
-    if spec.kind == "tfrecord" and not (os.path.isdir(spec.location)
-                                        or glob.glob(spec.location)):
-        raise FileNotFoundError(f"--data={FLAGS.data}: no TFRecord files match "
-                                f"{spec.location!r}")
+    _check_data("data", FLAGS.data)  # a bad spec fails here, before anything is written
+
+
+def _check_data(flag: str, spec: str, source: str | None = None) -> None:
+    """Check a data spec before any model work (`keras_effnet.data.check_spec`: the folder
+    and its class sub-folders, the TFRecord files); the error names the flag, or where the
+    spec came from (`source`)."""
+    from keras_effnet.data import check_spec
+
+    try:
+        check_spec(spec)
+    except (ValueError, FileNotFoundError) as err:
+        where = f"--{flag}={spec}" if source is None else f"{spec} ({source})"
+        raise type(err)(f"{where}: {err}") from None
 
 
 def cmd_quickstart() -> None:
@@ -410,22 +434,23 @@ def cmd_quickstart() -> None:
     _quickstart_flags()
     import keras_effnet
     from keras_effnet import export
-    from keras_effnet.train import train
+    from keras_effnet.train import starting_weights, train
 
     out = FLAGS.out or os.path.join("runs", "quickstart")
     data = FLAGS.data
     default_model = not (FLAGS.variant or FLAGS.phi)
     config = (keras_effnet.scale("lite0", base_resolution=FLAGS.base_resolution)
               if default_model else next(_configs()))
-    weights = (FLAGS.weights if FLAGS["weights"].present
-               else QUICKSTART_WEIGHTS if default_model else None) or None
+    # As `effnet train`: a released variant starts from its ImageNet weights (new head).
+    weights, _, start = starting_weights(
+        config, (FLAGS.weights or None) if FLAGS["weights"].present else "auto", True)
     if FLAGS.recipe == "short" and not FLAGS["learning_rate"].present:  # tuned for it
         FLAGS.learning_rate = QUICKSTART_LEARNING_RATES["fine-tuning" if weights
                                                         else "from scratch"]
     resolution = FLAGS.resolution or config.resolution
     recipe = _recipe()
-    print(f"[quickstart] 1/5 build {config.name} at {resolution} px"
-          + (f", from {weights} weights" if weights else ""), flush=True)
+    print(f"[quickstart] 1/5 build {config.name} at {resolution} px, starting weights: {start}",
+          flush=True)
     print(config.summary())
     print(f"[quickstart] 2/5 {'fine-tune' if weights else 'train'} on {data} for {FLAGS.epochs} "
           f"epochs of batch {FLAGS.batch_size}, {recipe.name} recipe ({recipe.optimizer}, "
@@ -462,6 +487,7 @@ def cmd_quickstart() -> None:
                                          else ""))
     print(report_table(reports))
     for r in reports:
+        print(f"{r['artifact']}: {r['checked']}")
         if r.get("tflite_metadata"):
             print(f"{r['artifact']}: {metadata_line(r['tflite_metadata'])}")
     print(client)
@@ -525,16 +551,24 @@ def _example_image(data: str, resolution: int, out: str) -> str:
 
 
 def cmd_train() -> None:
-    """Train a model on a data spec (optionally from pretrained --weights) into a run folder."""
-    from keras_effnet.train import train
+    """Train a model on a data spec into a run folder: a released variant that has ImageNet
+    weights fine-tunes them with a new head, any other model trains from scratch (--weights
+    says otherwise)."""
+    _check_data("data", FLAGS.data)
+    progressive = _progressive()  # its usage errors too, before TensorFlow starts
+    from keras_effnet.train import starting_weights, train
 
-    summary = train(next(_configs()), data=FLAGS.data, epochs=FLAGS.epochs,
-                    batch_size=FLAGS.batch_size, recipe=_recipe(),
+    config, weights = next(_configs()), _weights("auto")
+    print(f"starting weights: {starting_weights(config, weights, FLAGS.skip_head)[2]}",
+          flush=True)
+    # by name without --learning_rate: the library picks the recipe's fine-tuning rate
+    recipe = FLAGS.recipe if FLAGS.learning_rate is None else _recipe()
+    summary = train(config, data=FLAGS.data, epochs=FLAGS.epochs,
+                    batch_size=FLAGS.batch_size, recipe=recipe,
                     strategy=FLAGS.strategy, mixed_precision=FLAGS.mixed_precision,
                     resolution=FLAGS.resolution, out=FLAGS.out or "runs/train", seed=FLAGS.seed,
                     num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None,
-                    weights=FLAGS.weights, skip_head=FLAGS.skip_head,
-                    progressive=_progressive())
+                    weights=weights, skip_head=FLAGS.skip_head, progressive=progressive)
     for stage in summary.get("progressive", {}).get("stages", []):
         print(f"stage {stage['index'] + 1}: epochs {stage['first_epoch'] + 1}-"
               f"{stage['end_epoch']} at {stage['size']} px, dropout {stage['dropout']:.3g}, "
@@ -569,6 +603,7 @@ def cmd_eval() -> None:
     """Top-1 / top-5 of a saved model on a data spec's validation split."""
     if not FLAGS.model:
         raise app.UsageError("--model=PATH.keras is required")
+    _check_data("data", FLAGS.data)
     from keras_effnet.train import evaluate
 
     scores = evaluate(FLAGS.model, FLAGS.data, FLAGS.batch_size, resolution=FLAGS.resolution)
@@ -708,6 +743,7 @@ def cmd_export() -> None:
     stray = [name for name, applies in (
         ("quantize", tflite), ("io_dtype", int8), ("bias_correction", int8),
         ("opset", FLAGS.format == "onnx"), ("labels", FLAGS.format != "saved_model"),
+        ("verify_count", FLAGS.format != "saved_model"),
         *((name, tflite and FLAGS.metadata) for name in (
             "author", "license", "description", "model_version")), ("metadata", tflite))
         if FLAGS[name].present and not applies]
@@ -718,6 +754,8 @@ def cmd_export() -> None:
     needed = (["calibration"] if int8 else []) + (["data"] if FLAGS.qat_epochs else []) + (
         [] if FLAGS.format == "saved_model" else ["verify_data"])
     data = export_data(FLAGS.model, needed)  # before any slow work: a missing flag fails now
+    for name, (spec, source) in data.items():  # a flag given, or the run's recorded data
+        _check_data(*((source[2:], spec) if source.startswith("--") else (name, spec, source)))
     thresholds = export_thresholds()
     from keras_effnet.export.tflite_metadata import TFLiteMetadata, read_labels_file
 
@@ -765,14 +803,18 @@ def cmd_export() -> None:
             report = export.to_tflite(model, out, FLAGS.quantize, representative_data=calibration,
                                       io_dtype=FLAGS.io_dtype, verify_data=data["verify_data"][0],
                                       thresholds=thresholds, bias_correction=FLAGS.bias_correction,
-                                      labels=labels, metadata=metadata)
+                                      labels=labels, metadata=metadata,
+                                      verify_count=FLAGS.verify_count)
         else:
             report = export.to_onnx(model, out, FLAGS.opset, verify_data=data["verify_data"][0],
-                                    thresholds=thresholds, labels=labels)
+                                    thresholds=thresholds, labels=labels,
+                                    verify_count=FLAGS.verify_count)
     except export.VerificationError as failed:
         print(report_table([failed.report]))
+        _stage(failed.report["checked"])
         raise
     print(report_table([report]))
+    _stage(report["checked"])
     if not report["decisive_images"]:
         _stage(f"note: no image has a float top-1/top-2 margin above {report['near_tie_margin']}"
                " (near-constant outputs: an untrained model?), so top-1 agreement and SQNR "
@@ -806,9 +848,10 @@ def cmd_predict(images: list[str]) -> None:
         raise app.UsageError("--model=PATH (.keras, .tflite or .onnx) is required")
     if not images:
         raise app.UsageError("give the images to classify: effnet predict --model=M IMAGE|FOLDER …")
-    result = predict(FLAGS.model, images, top_k=FLAGS.top_k)
+    result = predict(FLAGS.model, images, top_k=FLAGS.top_k, max_pixels=FLAGS.max_pixels)
     for skipped in result["skipped"]:
-        print(f"effnet predict: skipped {skipped['error']}", file=sys.stderr)
+        print(f"effnet predict: skipped {cli_syntax(skipped['error'], 'predict')}",
+              file=sys.stderr)
     if FLAGS.json:
         print(json.dumps(result, indent=2))
     else:
@@ -870,6 +913,7 @@ def cmd_search() -> None:
     if not FLAGS["data"].present:  # a search ranks candidates on data: never invent it
         raise app.UsageError("effnet search needs --data=SPEC (folder:PATH, tfrecord:GLOB, or "
                              "synthetic for a demo)")
+    _check_data("data", FLAGS.data)
     points = None
     if FLAGS.points:  # absl splits on commas; triples are separated by ';'
         points = [p for p in ",".join(FLAGS.points).split(";") if p.strip()]
@@ -917,7 +961,8 @@ def cmd_budget() -> None:
 COMMANDS = {"build": cmd_build, "profile": cmd_profile, "quickstart": cmd_quickstart,
             "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "predict": cmd_predict,
             "app": cmd_app, "serve": cmd_serve, "search": cmd_search, "budget": cmd_budget}
-POSITIONAL = {"predict", "serve"}  # the commands that take positional arguments
+# the commands that take positional arguments, and what those are (their usage line)
+POSITIONAL = {"predict": "IMAGE|FOLDER ...", "serve": "DIR"}
 
 
 def check_flags(command: str) -> None:
@@ -938,7 +983,8 @@ def command_help(command: str) -> str:
     import inspect
     import textwrap
 
-    lines = [f"usage: effnet {command} [--flags]", "",
+    lines = [" ".join(["usage: effnet", command, "[--flags]"]
+                      + ([POSITIONAL[command]] if command in POSITIONAL else [])), "",
              inspect.cleandoc(COMMANDS[command].__doc__ or ""), "", "flags:"]
     for name, text in COMMAND_FLAGS[command].items():
         flag = FLAGS[name]
@@ -961,17 +1007,61 @@ def command_help(command: str) -> str:
 
 
 def general_help() -> str:
-    """`effnet --help`: the commands, one line each."""
+    """`effnet --help`: the commands, each with the first paragraph of its description."""
+    import inspect
+    import textwrap
+
     lines = [(__doc__ or "").rstrip(), "", "commands (`effnet COMMAND --help` lists a "
              "command's flags; `effnet --helpfull` every flag):"]
     for name, command in COMMANDS.items():
-        lines.append(f"  {name:<11} {(command.__doc__ or '').strip().splitlines()[0]}")
+        summary = " ".join(inspect.cleandoc(command.__doc__ or "").split("\n\n")[0].split())
+        lines.append(textwrap.fill(summary, 100, initial_indent=f"  {name:<11} ",
+                                   subsequent_indent=" " * 14))
     return "\n".join(lines)
+
+
+# `name=value` as a Python message writes it (a quoted string, or a bare word up to a space or
+# punctuation), not inside a path, a URL or a flag; and a Python call written out, left alone.
+_KEYWORD = re.compile(r"(?<![\w.\-/?&:=])(?P<name>[A-Za-z_]\w*)="
+                      r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;()\[\]]*)")
+_CALL = re.compile(r"(\b\w+\([^()]*\))")
+
+
+def cli_syntax(message: str, command: str | None) -> str:
+    """A library message as a CLI user types it: each `name=value` whose name is one of the
+    command's flags becomes that flag (weights='/w.h5' -> --weights=/w.h5, skip_head=True ->
+    --skip_head, weights=None -> --weights=none), and a flag then repeated in parentheses
+    once. Other names, and Python calls written out (`f(a=1)`), stay as they are."""
+    import shlex
+
+    taken = COMMAND_FLAGS.get(command or "", {})
+
+    def flag(match: re.Match) -> str:
+        name, value = match["name"], match["value"]
+        if name not in taken:
+            return match[0]
+        end = ""
+        if value[:1] in ("'", '"'):
+            value = value[1:-1]
+        elif value.endswith("."):  # the end of a sentence
+            value, end = value[:-1], "."
+        if getattr(FLAGS[name], "boolean", False) and value in ("True", "False"):
+            return f"--{'' if value == 'True' else 'no'}{name}{end}"
+        value = "none" if value == "None" else value
+        return f"--{name}={shlex.quote(value) if value else ''}{end}"
+
+    parts = _CALL.split(message)
+    text = "".join(part if i % 2 else _KEYWORD.sub(flag, part) for i, part in enumerate(parts))
+    return re.sub(r"(--\w+(?:=[^\s()]+)?) \(\1\)", r"\1", text)
 
 
 def main(argv: list[str]) -> None:
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress
+        if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:  # else the user's own setting rules
+            from keras_effnet.console import quiet_startup
+
+            quiet_startup()  # before anything imports TensorFlow
     command = argv[1] if len(argv) > 1 and argv[1] in COMMANDS else None
     try:
         if command is None or (len(argv) > 2 and command not in POSITIONAL):
@@ -981,7 +1071,8 @@ def main(argv: list[str]) -> None:
         COMMANDS[command](*([argv[2:]] if command in POSITIONAL else []))
     except (app.UsageError, ValueError, TypeError, FileNotFoundError, PermissionError,
             RuntimeError) as err:
-        print(f"effnet{' ' + command if command else ''}: error: {err}", file=sys.stderr)
+        print(f"effnet{' ' + command if command else ''}: error: {cli_syntax(str(err), command)}",
+              file=sys.stderr)
         sys.exit(2)
 
 

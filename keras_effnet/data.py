@@ -199,6 +199,38 @@ def parse_spec(text: str | DataSpec) -> DataSpec:
     return DataSpec(kind, location, options)
 
 
+def check_spec(spec: str | DataSpec) -> DataSpec:
+    """Check a data spec before any model work, in milliseconds and without TensorFlow: it
+    parses; a folder exists and has class sub-folders (the same ones in its train and
+    validation splits); TFRecord files match. Only `load` reads the images and records.
+    Returns the parsed spec; raises ValueError or FileNotFoundError naming the folder or
+    pattern and what is wrong.
+
+    Example:
+        >>> check_spec("folder:photos")  # photos/*.jpg, no class folders
+        Traceback (most recent call last):
+        ValueError: image folder 'photos' has no class sub-folders (its 12 image(s) lie ...
+    """
+    spec = parse_spec(spec)
+    if spec.kind == "folder":
+        root = spec.location
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"image folder not found: {root!r}" + (
+                " (a file, not a folder)" if os.path.exists(root) else ""))
+        split_dirs = _split_folders(root)
+        classes = {split: _class_folders(folder) for split, folder in (
+            split_dirs.items() if len(split_dirs) == 2 else [("all", root)])}
+        for split, names in classes.items():
+            if not names:
+                raise _no_classes(split_dirs.get(split, root))
+        if len(classes) == 2 and classes["train"] != classes["validation"]:
+            raise ValueError(f"{root!r}: train and validation have different class folders "
+                             f"({classes['train']} vs {classes['validation']})")
+    elif spec.kind == "tfrecord":
+        _tfrecord_files(spec.location)
+    return spec
+
+
 @dataclass
 class Split:
     """One split of a source: in-memory arrays, encoded-file paths, or TFRecord files."""
@@ -253,8 +285,35 @@ def _is_image(path: str) -> bool:
     return any(head.startswith(magic) for magic in _MAGIC)
 
 
+def _class_folders(root: str) -> list[str]:
+    """The names of a folder's sub-folders (its classes), sorted."""
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+
+
+def _no_classes(root: str) -> ValueError:
+    """The error for an image folder without class sub-folders, saying what it holds."""
+    images = sum(name.lower().endswith(IMAGE_SUFFIXES) for name in os.listdir(root))
+    holds = (f"its {images} image(s) lie directly in it" if images
+             else "it holds no image and no folder" if not os.listdir(root)
+             else "it holds no folder")
+    return ValueError(f"image folder {root!r} has no class sub-folders ({holds}); expected one "
+                      "sub-folder per class: PATH/<class>/<image>.jpg|png")
+
+
+def _split_folders(root: str) -> dict[str, str]:
+    """{split: folder} of an image folder with train and validation sub-folders
+    (validation also as val/ or valid/); fewer than two: the folder is not split."""
+    split_dirs = {s: os.path.join(root, d) for s, d in (("train", "train"), ("validation", "validation"))
+                  if os.path.isdir(os.path.join(root, d))}
+    if "train" in split_dirs and "validation" not in split_dirs:
+        for alt in ("val", "valid"):
+            if os.path.isdir(os.path.join(root, alt)):
+                split_dirs["validation"] = os.path.join(root, alt)
+    return split_dirs
+
+
 def _list_folder(root: str) -> tuple[list[str], list[str], list[int], list[str]]:
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    classes = _class_folders(root)
     files, labels, skipped = [], [], []
     for index, name in enumerate(classes):
         for dirpath, _, names in sorted(os.walk(os.path.join(root, name))):
@@ -272,20 +331,11 @@ def _list_folder(root: str) -> tuple[list[str], list[str], list[int], list[str]]
 
 def _folder_source(spec: DataSpec) -> tuple[dict[str, Split], list[str], list[str]]:
     root = spec.location
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder not found: {root!r}")
-    split_dirs = {s: os.path.join(root, d) for s, d in (("train", "train"), ("validation", "validation"))
-                  if os.path.isdir(os.path.join(root, d))}
-    if "train" in split_dirs and "validation" not in split_dirs:
-        for alt in ("val", "valid"):
-            if os.path.isdir(os.path.join(root, alt)):
-                split_dirs["validation"] = os.path.join(root, alt)
+    check_spec(spec)  # the folder, its class sub-folders, its splits' classes
+    split_dirs = _split_folders(root)
     if len(split_dirs) == 2:
         listed = {s: _list_folder(d) for s, d in split_dirs.items()}
         classes = listed["train"][0]
-        if listed["validation"][0] != classes:
-            raise ValueError(f"{root!r}: train and validation have different class folders "
-                             f"({classes} vs {listed['validation'][0]})")
         splits = {s: Split(size=len(v[1]), files=v[1], labels=v[2]) for s, v in listed.items()}
         skipped = listed["train"][3] + listed["validation"][3]
     else:
@@ -297,9 +347,6 @@ def _folder_source(spec: DataSpec) -> tuple[dict[str, Split], list[str], list[st
             "validation": Split(size=len(files) - sum(keep),
                                 files=[f for f, k in zip(files, keep) if not k],
                                 labels=[y for y, k in zip(labels, keep) if not k])}
-    if not classes:
-        raise ValueError(f"image folder {root!r} has no class sub-folders; expected "
-                         "PATH/<class>/<image>.jpg|png")
     for name, split in splits.items():
         if split.size == 0:
             raise ValueError(f"image folder {root!r}: no readable images for the {name} split "
@@ -311,15 +358,7 @@ def _tfrecord_source(spec: DataSpec) -> tuple[dict[str, Split], list[str], list[
     import tensorflow as tf
 
     pattern = spec.location
-    if os.path.isdir(pattern):
-        train = sorted(glob.glob(os.path.join(pattern, "train*")))
-        val = sorted(glob.glob(os.path.join(pattern, "validation*")))
-        if not train:
-            raise FileNotFoundError(f"no train* TFRecord shards in folder {pattern!r}")
-    else:
-        train, val = sorted(glob.glob(pattern)), []
-        if not train:
-            raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
+    train, val = _tfrecord_files(pattern)
     offset = int(spec.options.get("label_offset", 0))
     classes = spec.options.get("classes")
     if classes is None:  # count the labels once (small sets); pass ?classes=N to skip this
@@ -344,6 +383,21 @@ def _tfrecord_source(spec: DataSpec) -> tuple[dict[str, Split], list[str], list[
                                  holdout="drop"),
                   "validation": Split(size=held, records=train, holdout="keep")}
     return splits, [str(i) for i in range(classes)], []
+
+
+def _tfrecord_files(pattern: str) -> tuple[list[str], list[str]]:
+    """(train, validation) TFRecord files of a glob (no validation files) or of a folder of
+    train* and validation* shards; a FileNotFoundError naming the pattern when none match."""
+    if os.path.isdir(pattern):
+        train = sorted(glob.glob(os.path.join(pattern, "train*")))
+        val = sorted(glob.glob(os.path.join(pattern, "validation*")))
+        if not train:
+            raise FileNotFoundError(f"no train* TFRecord shards in folder {pattern!r}")
+    else:
+        train, val = sorted(glob.glob(pattern)), []
+        if not train:
+            raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
+    return train, val
 
 
 def _parse_record(record: Any, label_offset: int) -> tuple[Any, Any]:
@@ -540,6 +594,12 @@ def load(spec: str | DataSpec, *, resolution: int, batch_size: int,
                 validation=_pipeline(splits["validation"], spec, training=False, **kwargs),
                 train_size=splits["train"].size, validation_size=splits["validation"].size,
                 resolution=resolution, skipped=skipped, shard=shard)
+
+
+def class_names(spec: str | DataSpec) -> list[str]:
+    """The class names of a data spec, in the order of its labels (a folder's sub-folders,
+    the synthetic set's shapes, a TFRecord set's label names)."""
+    return _open(parse_spec(spec), 8)[1]
 
 
 def examples(spec: str | DataSpec, resolution: int, count: int, split: str = "validation",

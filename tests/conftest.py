@@ -32,11 +32,19 @@ _TRAINED = {}
 _QUICKSTART = {}
 
 
-def effnet(*args, cwd=None, timeout=300, umask=-1):
-    """The `effnet` console script, run as a user runs it (a subprocess; `umask`: its umask)."""
+def effnet(*args, cwd=None, timeout=300, umask=-1, env=None):
+    """The `effnet` console script, run as a user runs it (a subprocess; `umask`: its umask;
+    `env`: its environment, default this one)."""
     exe = shutil.which("effnet") or os.path.join(os.path.dirname(sys.executable), "effnet")
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, check=False, umask=umask)
+                          timeout=timeout, check=False, umask=umask, env=env)
+
+
+def user_environment():
+    """This environment without what this file sets for the tests (TensorFlow's log level,
+    no GPU): the one a user's shell gives `effnet`."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
 
 
 def kill_after_epochs(command, history, epochs, env, timeout=400):
@@ -92,7 +100,8 @@ def trained(tmp_path_factory):
 
                 recipe = Recipe.named("short", learning_rate=SCRATCH_LEARNING_RATE)
                 summary = train(variant, data=SHORT_DATA, epochs=12, batch_size=32,
-                                resolution=48, recipe=recipe, out=str(out), verbose=0)
+                                resolution=48, recipe=recipe, out=str(out), verbose=0,
+                                weights=None)
             _TRAINED[variant] = (summary, out)
         return _TRAINED[variant]
     return get
@@ -103,3 +112,36 @@ def quickstart_run(trained):
     """(CompletedProcess, output folder) of the `effnet quickstart` run that trained lite0."""
     _, out = trained("lite0")
     return _QUICKSTART["lite0"], out
+
+
+# The web app's runtime and browser (tests/test_browser.py, tests/test_clients.py).
+RUNTIME_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             ".cache", "tasks-vision")
+
+
+@pytest.fixture(scope="session")
+def runtime():
+    """The pinned runtime's `npm pack` tarball (`make browser` puts it in .cache/)."""
+    from keras_effnet.export.webapp import TASKS_VISION_VERSION
+
+    tarball = os.path.join(RUNTIME_CACHE, f"mediapipe-tasks-vision-{TASKS_VISION_VERSION}.tgz")
+    if not os.path.exists(tarball) and shutil.which("npm"):
+        os.makedirs(RUNTIME_CACHE, exist_ok=True)
+        subprocess.run(["npm", "pack", "--silent", f"@mediapipe/tasks-vision@"
+                        f"{TASKS_VISION_VERSION}"], cwd=RUNTIME_CACHE, timeout=300,
+                       capture_output=True, check=False)
+    if not os.path.exists(tarball):
+        pytest.fail(f"{tarball} is missing and npm could not make it: run `make browser`")
+    return tarball
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The headless Chromium the page tests drive (export/browser.py)."""
+    from keras_effnet.export.browser import find_chromium
+
+    found = find_chromium()
+    if not found:
+        pytest.skip("no Chromium on this machine (`make test` installs Debian's chromium; "
+                    "elsewhere: apt-get install chromium)")
+    return found

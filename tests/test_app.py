@@ -13,12 +13,15 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import keras_effnet
 from conftest import effnet
 from keras_effnet.data import examples
 from keras_effnet.export import TFLiteMetadata, to_onnx, to_tflite
+from keras_effnet.export.contract import output_kind
 from keras_effnet.export.mediapipe_client import check, classify
+from keras_effnet.export.predict import load_image, predict
 from keras_effnet.export.runtime import TFLiteRunner
 from keras_effnet.export.tflite_metadata import (LABELS_FILE, METADATA_BUFFER, has_metadata,
                                                  read_labels, strip_associated_files)
@@ -29,6 +32,7 @@ DATA = "synthetic?train=64&validation=16&classes=3"
 MODES = [("none", "float32"), ("float16", "float32"), ("dynamic", "float32"),
          ("int8", "float32"), ("int8", "uint8"), ("int8", "int8")]
 NO_GATES = {"min_decisive_agreement": None, "min_sqnr_db": None, "max_accuracy_drop": None,
+            "min_decisive_images": None,
             "max_abs_diff": None}
 
 
@@ -131,6 +135,16 @@ def test_every_tflite_mode_gets_classifier_metadata_that_changes_nothing(
         assert archive.namelist() == [LABELS_FILE]
         assert archive.getinfo(LABELS_FILE).compress_type == zipfile.ZIP_STORED
     assert read_labels(data) == LABELS and read_labels(plain) is None
+    # the output contract: the metadata says probabilities; a bare file, its SOFTMAX op does
+    assert output_kind(str(tmp_path / "m.tflite")) == "probabilities"
+    assert output_kind(str(tmp_path / "bare.tflite")) == "probabilities"
+    assert "centre square of 0.875 of its shorter side" in image.description.decode()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.round(images[0]).astype("uint8")).save(photo)
+    (shown,) = predict(str(tmp_path / "m.tflite"), [str(photo)], top_k=3)["predictions"]
+    own = runner(load_image(str(photo), 32)[None])[0]  # dequantized, as the file gives them
+    assert {t["index"]: t["probability"] for t in shown["top"]} == pytest.approx(
+        {i: round(float(v), 6) for i, v in enumerate(own)}, abs=1e-6)
 
     np.testing.assert_array_equal(_outputs(tmp_path / "m.tflite", images),
                                   _outputs(tmp_path / "bare.tflite", images))
@@ -141,7 +155,7 @@ def test_every_tflite_mode_gets_classifier_metadata_that_changes_nothing(
         "written": True, "name": small.name, "description": decoded.description.decode(),
         "version": "2.1", "author": "Ada Lovelace", "license": "Apache-2.0",
         "input": {"dtype": io_dtype, "size": [32, 32], "normalization_mean": mean,
-                  "normalization_std": std}, "output": "probability", "labels": 3}
+                  "normalization_std": std}, "output": "probabilities", "labels": 3}
 
     if io_dtype == "int8":
         return  # MediaPipe takes float32 and uint8 image tensors only
@@ -249,7 +263,6 @@ def photo_folder(tmp_path_factory):
 def test_predict_names_classes_of_image_files(quickstart_run, photo_folder, artifact):
     """`effnet predict` on a folder (and a file named twice): top-k names from the file's
     own labels, probabilities, the broken image named and skipped; --json as the function."""
-    from keras_effnet.export.predict import predict
 
     _, run = quickstart_run
     folder, targets = photo_folder
@@ -269,7 +282,7 @@ def test_predict_names_classes_of_image_files(quickstart_run, photo_folder, arti
         assert top[0]["label"] == names[top[0]["index"]]
     assert np.mean([got[f"{i}.png"][0]["index"] == t for i, t in enumerate(targets)]) >= 0.8
     assert [s["image"].rsplit("/", 1)[-1] for s in printed["skipped"]] == ["broken.png"]
-    assert "broken.png: not a readable image" in result.stderr
+    assert "broken.png: not an image (" in result.stderr
 
     plain = effnet("predict", f"--model={run / artifact}", str(folder / "0.png"))
     assert plain.returncode == 0, plain.stderr[-2000:]
@@ -316,7 +329,7 @@ def test_predict_bad_input_exits_nonzero(tmp_path, photo_folder):
     nothing = effnet("predict", f"--model={tmp_path / 'm.tflite'}", str(folder / "notes.txt"),
                      str(folder / "broken.png"))
     assert nothing.returncode == 2 and "no image classified (2 skipped)" in nothing.stderr
-    assert "notes.txt: not a readable image" in nothing.stderr
+    assert "notes.txt: not an image (not JPEG, PNG, GIF, BMP" in nothing.stderr
     no_images = effnet("predict", f"--model={tmp_path / 'm.tflite'}")
     assert no_images.returncode == 2 and "give the images to classify" in no_images.stderr
     assert "Traceback" not in nothing.stderr + unknown.stderr + missing.stderr
@@ -341,7 +354,7 @@ def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
             (["--format=saved_model", f"--labels={tmp_path / 'labels.txt'}"], "--labels does "
              "not apply"),
             ([f"--labels={tmp_path / 'none.txt'}"], "none.txt"),
-            (["--description="], "description=''")):
+            (["--description="], "metadata --description=; accepted")):
         refused = effnet("export", *common, *flags, f"--out={tmp_path / 'c.tflite'}")
         assert refused.returncode == 2 and message in refused.stderr, (flags, refused.stderr)
     (tmp_path / "two.txt").write_text("a\nb\n")
@@ -367,7 +380,29 @@ def test_effnet_export_nometadata_writes_a_bare_file(tmp_path):
 
 @pytest.mark.parametrize("top_k", [0, -1, 1.5, True])
 def test_predict_refuses_a_bad_top_k(top_k, tmp_path):
-    from keras_effnet.export.predict import predict
 
     with pytest.raises(ValueError, match=rf"top_k={top_k!r}; accepted: an integer >= 1"):
         predict(str(tmp_path / "m.tflite"), [str(tmp_path)], top_k=top_k)
+
+
+def test_a_logits_model_says_so_and_predict_shows_their_softmax(images, tmp_path):
+    """A model with a linear head: its TFLite metadata and its ONNX property say "logits", and
+    `predict` shows the softmax of the file's outputs (a softmax model's files: in the test
+    above, shown as the file gives them)."""
+    from keras_effnet.export.contract import shown_scores
+    from keras_effnet.export.runtime import ONNXRunner
+
+    logits = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3),
+                                classifier_activation=None)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.round(images[0]).astype("uint8")).save(photo)
+    pixels = load_image(str(photo), 32)[None]
+    for path, runner in ((tmp_path / "l.tflite", TFLiteRunner),
+                         (tmp_path / "l.onnx", ONNXRunner)):
+        (to_tflite if path.suffix == ".tflite" else to_onnx)(logits, path, verify_data=images)
+        assert output_kind(str(path)) == "logits"
+        result = predict(str(path), [str(photo)], top_k=3)
+        expected = shown_scores(runner(str(path))(pixels)[0], "logits")
+        assert result["output"] == "logits"
+        assert {t["index"]: t["probability"] for t in result["predictions"][0]["top"]} == \
+            pytest.approx({i: round(float(v), 6) for i, v in enumerate(expected)}, abs=1e-6)

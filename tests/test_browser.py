@@ -1,14 +1,17 @@
 """The web app of `effnet app` in a real browser: headless Chromium (Debian's `chromium`) opens
 the page served on loopback as a user would, through its `?images=` path, and each label and
-score must equal MediaPipe's Python client's on the same image files.
+score must equal MediaPipe's Python client's on the same image files, called as
+docs/shipping.md shows (the input contract's centre square as the region of interest).
 
 Set-up (`make test`, the Makefile's `browser` target): Debian's chromium, and the pinned
 `@mediapipe/tasks-vision` `npm pack`ed into .cache/ (never committed). The browser resolves no
 host but 127.0.0.1 (export/browser.py's OFFLINE), so a page reaches nothing off this machine.
 
 Default tier: the main job's int8 lite0 on 64 validation images and a non-image, the docs'
-screenshot, a model that fails to load and an unreachable runtime, and `effnet app`'s checks
-(no browser). Large tier: the main job's float32 and int8 files on 400 images.
+screenshot, a logits model's softmax and the centre crop on a small model, a model that fails
+to load and an unreachable runtime, and `effnet app`'s checks (no browser). Large tier: the
+main job's float32 and int8 files on 400 images. tests/test_clients.py holds the real ImageNet
+Lite0 on real photos, a 9000-px one included, to the labels of Keras and `effnet predict`.
 """
 
 import io
@@ -28,42 +31,20 @@ import numpy as np
 import pytest
 
 from conftest import effnet
-from keras_effnet.export.browser import Browser, app_url, find_chromium
+from keras_effnet.export.browser import Browser, app_url
 from keras_effnet.export.webapp import (DEFAULT_RUNTIME, RUNTIME_FILES, TASKS_VISION_VERSION,
                                         make_app, server)
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = ROOT / ".cache" / "tasks-vision" / f"mediapipe-tasks-vision-{TASKS_VISION_VERSION}.tgz"
 SCREENSHOT = ROOT / "docs" / "images" / "browser_app.png"
 LABELS = ["red fox", "bicycle-built-for-two", "crème brûlée"]
 PAGE_TIMEOUT = 120  # s: a page's results, however slow the host (about 2 s here)
 
 
-@pytest.fixture(scope="session")
-def runtime():
-    """The pinned runtime's `npm pack` tarball (`make browser` puts it in .cache/)."""
-    if not RUNTIME.exists() and shutil.which("npm"):
-        RUNTIME.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "pack", "--silent", f"@mediapipe/tasks-vision@"
-                        f"{TASKS_VISION_VERSION}"], cwd=RUNTIME.parent, timeout=300,
-                       capture_output=True, check=False)
-    if not RUNTIME.exists():
-        pytest.fail(f"{RUNTIME} is missing and npm could not make it: run `make browser`")
-    return str(RUNTIME)
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    found = find_chromium()
-    if not found:
-        pytest.skip("no Chromium on this machine (`make test` installs Debian's chromium; "
-                    "elsewhere: apt-get install chromium)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A small classifier as a .tflite file with metadata and labels, and as a bare file."""
+    """A small classifier as a .tflite file with metadata and labels, and as a bare file; and
+    `logits.tflite`, a model whose logits are 10 x the mean of each colour channel (0..1)."""
     import keras
 
     from keras_effnet.export import TFLiteMetadata, to_tflite, with_metadata
@@ -77,18 +58,39 @@ def tiny(tmp_path_factory):
     data, _ = with_metadata((folder / "bare.tflite").read_bytes(), TFLiteMetadata(
         name="tiny", description="A tiny classifier of 16x16 RGB images"), labels=LABELS)
     (folder / "m.tflite").write_bytes(data)
+    logits = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
+                               keras.layers.GlobalAveragePooling2D(),
+                               keras.layers.Dense(3, name="logits")], name="tiny_logits")
+    logits.layers[-1].set_weights([10 * np.eye(3, dtype="float32"), np.zeros(3, "float32")])
+    to_tflite(logits, folder / "logits.tflite", verify_data=pixels, labels=LABELS,
+              metadata=TFLiteMetadata(description="10 x the mean of each colour, as logits"))
     return folder
 
 
-def _png_folder(folder, pixels, broken=True):
+def _png_folder(folder, pixels, broken=True, framed=False):
+    """The images as PNG files; `framed`: each inside a reflected frame (see `_framed`)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(pixels):
-        Image.fromarray(image).save(folder / f"{i:03d}.png")
+        Image.fromarray(_framed(image) if framed else image).save(folder / f"{i:03d}.png")
     if broken:
         (folder / "broken.png").write_bytes(b"this is not a PNG\n")
     return folder
+
+
+def _framed(image):
+    """A square image inside a reflected frame whose input-contract crop is the image itself,
+    pixel for pixel: 74 px around 64 (int(74 x 0.875) = 64, 5 px each side). Every client then
+    feeds the model the image as it is, with no resampling to tell them apart, and a client
+    that took the whole file would see the frame."""
+    from keras_effnet.export.contract import CENTRE_CROP
+
+    side = image.shape[0]
+    outer = next(n for n in range(side, 2 * side) if int(n * CENTRE_CROP) == side)
+    before = (outer - side) // 2
+    return np.pad(image, ((before, outer - side - before), (before, outer - side - before),
+                          (0, 0)), mode="reflect")
 
 
 def _validation(count):
@@ -143,7 +145,8 @@ def served_by_effnet_app(*args):
 
 @contextmanager
 def served(folder):
-    """An app folder on 127.0.0.1 from a server thread of this process (shut down after)."""
+    """An app folder on 127.0.0.1 from a server thread of this process (shut down after):
+    `effnet serve`'s server, so the page runs under its Content-Security-Policy."""
     httpd = server(folder, 0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -154,13 +157,14 @@ def served(folder):
         httpd.server_close()
 
 
-def _agreement(path, results, names, pixels):
-    """Each page answer beside MediaPipe's Python client's on the same pixels: the same top
+def _agreement(path, results, names, files):
+    """Each page answer beside MediaPipe's Python client's on the same image files (as
+    docs/shipping.md calls it: the centre square as the region of interest): the same top
     score (within 1e-3) and label; where two labels tie for the top score (an int8 output
-    has 256 levels), the two clients may list them in either order."""
-    from keras_effnet.export.mediapipe_client import classify
+    has 256 levels), the two clients may list them in either order. Times are in 0.1 ms."""
+    from keras_effnet.export.mediapipe_client import classify_files
 
-    expected = classify(str(path), pixels)
+    expected = classify_files(str(path), [str(file) for file in files])
     assert [r["image"] for r in results] == names
     for result, answer in zip(results, expected):
         assert "error" not in result, result
@@ -169,7 +173,7 @@ def _agreement(path, results, names, pixels):
         assert result["label"] == answer[0][1] or (len(tied) > 1 and result["label"] in tied), (
             result, answer[:2])
         assert abs(result["score"] - top) <= 1e-3, (result, answer[:2])
-        assert result["ms"] >= 0
+        assert result["ms"] >= 0 and round(result["ms"], 1) == result["ms"], result
 
 
 def _keras_top1(run, pixels):
@@ -184,13 +188,14 @@ def _keras_top1(run, pixels):
 
 @pytest.mark.xdist_group("trained-lite0")
 def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium, tmp_path):
-    """The main job's int8 file through `effnet app --serve` on 64 validation images and a
-    non-image: the page's label and score of each image equal MediaPipe's Python client's, its
-    accuracy is within 2 points of the Keras model's, the non-image gets an error entry of its
-    own; the page shows the file's metadata. Also writes the docs' screenshot."""
+    """The main job's int8 file through `effnet app --serve` on 64 validation images (each
+    framed: the page must crop it out) and a non-image: the page's label and score of each
+    image equal MediaPipe's Python client's, its accuracy is within 2 points of the Keras
+    model's, the non-image gets an error entry of its own; the page shows the file's metadata.
+    Also writes the docs' screenshot."""
     _, run = quickstart_run
     pixels, targets = _validation(64)
-    folder = _png_folder(tmp_path / "photos", pixels)
+    folder = _png_folder(tmp_path / "photos", pixels, framed=True)
     names = [f"examples/{i:03d}.png" for i in range(len(pixels))]
     classes = json.loads((run / "summary.json").read_text())["data"]["class_names"]
     with served_by_effnet_app(f"--model={run / 'model_int8.tflite'}", f"--out={tmp_path / 'app'}",
@@ -222,7 +227,8 @@ def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium
     broken = results.pop(40)
     assert broken == {"image": "examples/broken.png",
                       "error": "examples/broken.png: not a readable image (image/png)"}
-    _agreement(run / "model_int8.tflite", results, names, pixels)
+    _agreement(run / "model_int8.tflite", results, names,
+               [folder / f"{i:03d}.png" for i in range(len(pixels))])
     page_accuracy = np.mean([classes.index(r["label"]) for r in results] == targets)
     keras_accuracy = np.mean(_keras_top1(run, pixels) == targets)
     assert abs(page_accuracy - keras_accuracy) <= 0.02, (page_accuracy, keras_accuracy)
@@ -234,20 +240,81 @@ def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium
 @pytest.mark.parametrize("artifact", ["model_float32.tflite", "model_int8.tflite"])
 def test_page_answers_as_mediapipe_python_does_on_400_images(
         quickstart_run, runtime, chromium, artifact, tmp_path):
-    """Both files of the main job on all 400 validation images: labels and scores equal to
-    MediaPipe's Python client's, accuracy within 2 points of the Keras model's."""
+    """Both files of the main job on all 400 validation images (framed): labels and scores
+    equal to MediaPipe's Python client's, accuracy within 2 points of the Keras model's."""
     _, run = quickstart_run
     pixels, targets = _validation(400)
     make_app(run / artifact, tmp_path / "app", runtime=runtime)
-    _png_folder(tmp_path / "app" / "images", pixels, broken=False)  # no 400-image gallery
+    folder = _png_folder(tmp_path / "app" / "images", pixels, broken=False,  # no gallery
+                         framed=True)
     names = [f"images/{i:03d}.png" for i in range(len(pixels))]
     with served(tmp_path / "app") as url, Browser(chromium) as browser:
         results = browser.open(app_url(url, names)).results(PAGE_TIMEOUT * 3)
-    _agreement(run / artifact, results, names, pixels)
+    _agreement(run / artifact, results, names,
+               [folder / f"{i:03d}.png" for i in range(len(pixels))])
     classes = json.loads((run / "summary.json").read_text())["data"]["class_names"]
     page_accuracy = np.mean([classes.index(r["label"]) for r in results] == targets)
     keras_accuracy = np.mean(_keras_top1(run, pixels) == targets)
     assert abs(page_accuracy - keras_accuracy) <= 0.02, (page_accuracy, keras_accuracy)
+
+
+# -------------------------------------------------------------- the contracts in the page
+
+
+def _two_colour_image(width, height, inside, outside):
+    """A `width` x `height` image: `inside` on the input contract's square, `outside` around."""
+    from keras_effnet.export.contract import crop_box
+
+    left, top, right, bottom = crop_box(width, height)
+    image = np.empty((height, width, 3), "uint8")
+    image[...] = outside
+    image[round(top * height):round(bottom * height), round(left * width):round(right * width)] = (
+        inside)
+    return image
+
+
+@pytest.mark.xdist_group("tiny-app")  # one worker makes `tiny` once
+def test_page_crops_the_centre_square_and_softmaxes_logits(tiny, runtime, chromium, tmp_path):
+    """A logits model (10 x each channel's mean) on images whose centre square is dark red and
+    whose rest is blue, blue on average: the page classifies the square alone, "red fox"
+    (label 0) for every shape, its score the softmax of the square's logits (as the LiteRT
+    interpreter computes them, and MediaPipe's Python client as docs/shipping.md calls it),
+    and shows the top_k after the softmax."""
+    from PIL import Image
+
+    from keras_effnet.export.contract import shown_scores
+    from keras_effnet.export.mediapipe_client import classify_files
+    from keras_effnet.export.runtime import TFLiteRunner
+
+    red, blue = (60, 0, 0), (0, 0, 255)
+    sizes = [(48, 24), (24, 60), (37, 37), (300, 41)]
+    (tmp_path / "images").mkdir()
+    for width, height in sizes:
+        image = _two_colour_image(width, height, red, blue)
+        assert image.mean((0, 1)).argmax() == 2  # the whole image: "crème brûlée"
+        Image.fromarray(image).save(tmp_path / "images" / f"{width}x{height}.png")
+    names = [f"images/{width}x{height}.png" for width, height in sizes]
+    square = np.full((1, 16, 16, 3), red, "float32")
+    expected = shown_scores(TFLiteRunner(str(tiny / "logits.tflite"))(square), "logits")[0]
+    assert expected.argmax() == 0
+
+    out = make_app(tiny / "logits.tflite", tmp_path / "app", runtime=runtime, top_k=2)
+    assert json.loads((tmp_path / "app" / "app.json").read_text())["output"] == "logits"
+    shutil.copytree(tmp_path / "images", tmp_path / "app" / "images")
+    with served(out) as url, Browser(chromium) as browser:
+        page = browser.open(app_url(url, names))
+        results = page.results(PAGE_TIMEOUT)
+        shown = page.evaluate("[...document.querySelectorAll('#cards > li')].map(card => "
+                              "[...card.querySelectorAll('.score')].map(s => +s.textContent))")
+    assert [r["label"] for r in results] == [LABELS[0]] * len(sizes), results
+    for result in results:
+        assert abs(result["score"] - expected[0]) <= 1e-5, (result, expected)
+    assert shown == [[round(float(p), 3) for p in sorted(expected)[::-1][:2]]] * len(sizes)
+    for answer in classify_files(str(tiny / "logits.tflite"),
+                                 [str(tmp_path / "app" / name) for name in names], top_k=2):
+        assert [index for index, _, _ in answer] == list(np.argsort(-expected)[:2])
+        np.testing.assert_allclose([score for _, _, score in answer],
+                                   np.sort(expected)[::-1][:2], atol=1e-5)
 
 
 # -------------------------------------------------------------- errors in the page
@@ -276,6 +343,9 @@ def test_page_reports_a_broken_model_and_an_unreachable_runtime(tiny, runtime, c
         with served(tmp_path / "cdn") as url:
             error = browser.open(app_url(url, ["a.png"])).results(PAGE_TIMEOUT)["error"]
             assert error.startswith(f"the MediaPipe runtime did not load from {DEFAULT_RUNTIME}/")
+            assert error.endswith("to run without the network, write the app with `effnet app "
+                                  "--runtime=DIR`: a local npm install or `npm pack` tarball "
+                                  f"of @mediapipe/tasks-vision@{TASKS_VISION_VERSION}"), error
 
 
 # -------------------------------------------------------------- effnet app, no browser
@@ -285,8 +355,9 @@ def test_page_reports_a_broken_model_and_an_unreachable_runtime(tiny, runtime, c
 def test_app_writes_the_page_the_model_and_what_its_metadata_says(tiny, runtime, tmp_path):
     """The folder: the page, the model, the examples (image files only), app.json with the
     name, description and labels the file's metadata holds (as MediaPipe's own schema module
-    decodes them), and the runtime: the pinned CDN URL by default, copied in from a tarball,
-    an extracted `npm pack` or an npm install folder."""
+    decodes them), the file's output kind and the input contract's crop, and the runtime:
+    the pinned CDN URL by default, copied in from a tarball, an extracted `npm pack` or an npm
+    install folder."""
     from mediapipe.tasks.metadata import metadata_schema_py_generated as schema
 
     from keras_effnet.export.tflite_metadata import METADATA_BUFFER, model_root, read_metadata
@@ -309,7 +380,8 @@ def test_app_writes_the_page_the_model_and_what_its_metadata_says(tiny, runtime,
     assert config == {
         "name": "tiny", "description": decoded.description.decode(), "version": "1",
         "author": None, "license": None, "labels": LABELS,
-        "input": {"size": [16, 16], "dtype": "float32"}, "model": "m.tflite", "top_k": 2,
+        "input": {"size": [16, 16], "dtype": "float32"}, "output": "probabilities",
+        "crop": 0.875, "model": "m.tflite", "top_k": 2,
         "runtime": {"package": "@mediapipe/tasks-vision", "version": TASKS_VISION_VERSION,
                     "url": f"https://cdn.jsdelivr.net/npm/@mediapipe/tasks-vision@"
                            f"{TASKS_VISION_VERSION}"},
@@ -404,7 +476,10 @@ def test_app_refuses_bad_input_and_writes_nothing(tiny, runtime, tmp_path):
 
 @pytest.mark.xdist_group("tiny-app")  # one worker makes `tiny` once
 def test_serve_serves_an_app_on_loopback_with_the_types_browsers_need(tiny, runtime, tmp_path):
-    """`effnet serve DIR` prints its URL; module scripts and WebAssembly get their types."""
+    """`effnet serve DIR` prints its URL; module scripts and WebAssembly get their types, and
+    every answer nosniff and the page's CSP; another Host is refused (tests/test_serve.py has
+    the rest)."""
+    import urllib.error
     import urllib.request
 
     make_app(tiny / "m.tflite", tmp_path / "app", runtime=runtime)
@@ -422,6 +497,13 @@ def test_serve_serves_an_app_on_loopback_with_the_types_browsers_need(tiny, runt
                            ("app.json", "application/json")):
             with urllib.request.urlopen(url + path, timeout=10) as response:
                 assert response.headers["Content-Type"].startswith(kind), path
+                assert response.headers["X-Content-Type-Options"] == "nosniff", path
+                assert "script-src 'self' https://cdn.jsdelivr.net 'wasm-unsafe-eval';" in (
+                    response.headers["Content-Security-Policy"]), path
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "evil.example"}),
+                                   timeout=10)
+        assert refused.value.code == 421
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import keras_effnet
-from conftest import effnet
+from conftest import effnet, user_environment
 
 
 def _table(*args):
@@ -66,7 +66,9 @@ def test_build_saves_a_loadable_model(tmp_path):
     (["build", "--variant=b0", "--out=/nonexistent/dir/m.keras"], "output folder does not exist"),
     (["train", "--variant=lite0", "--resolution=32", "--num_classes=3", "--batch_size=8",
       "--data=synthetic?train=16&validation=8", "--out=/nonexistent/never/written"],
-     "has 10 classes but num_classes=3; they must agree"),
+     "has 10 classes but --num_classes=3; they must agree"),  # the library's error, as flags
+    (["build", "--variant=lite0", "--weights=imagenet", "--num_classes=10", "--resolution=32"],
+     "--weights=imagenet has a 1000-class classifier; --num_classes=10 needs --skip_head"),
 ])
 def test_cli_errors_are_clear(args, message):
     result = effnet(*args)
@@ -212,6 +214,8 @@ def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model):
     (["--quantize=dynamic", "--nobias_correction"],
      "--bias_correction does not apply to --format=tflite --quantize=dynamic"),
     (["--opset=13"], "--opset does not apply to --format=tflite --quantize=none"),
+    (["--format=saved_model", "--verify_count=8"],
+     "--verify_count does not apply to --format=saved_model"),
 ])
 def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model):
     result = effnet("export", f"--model={bare_model}", "--verify_data=synthetic", *args)
@@ -223,6 +227,7 @@ def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model
     ("--min_agreement=1.5", "--min_agreement=1.5; accepted: a number in [0, 1], or None"),
     ("--min_sqnr_db=-3", "--min_sqnr_db=-3.0; accepted: a number >= 0, or None"),
     ("--near_tie_margin=nan", "--near_tie_margin=nan; accepted"),
+    ("--min_decisive_images=2.5", "--min_decisive_images=2.5; accepted: a whole number >= 0"),
 ])
 def test_export_threshold_flags_are_checked(flag, message, bare_model):
     result = effnet("export", f"--model={bare_model}", "--verify_data=synthetic", flag)
@@ -235,7 +240,7 @@ def test_failed_export_keeps_only_its_report_under_the_umask(bare_model, tmp_pat
     out = tmp_path / "m_none.tflite"
     result = effnet("export", f"--model={bare_model}", f"--out={tmp_path}",
                     "--verify_data=synthetic?train=8&validation=8", "--max_abs_diff=1e-12",
-                    "--min_sqnr_db=0", umask=0o027, timeout=600)
+                    "--min_sqnr_db=0", "--verify_count=6", umask=0o027, timeout=600)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith(f"effnet export: error: {out}: verification failed: max |Δ|")
@@ -244,8 +249,8 @@ def test_failed_export_keeps_only_its_report_under_the_umask(bare_model, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["m_none.tflite.failed.json"]
     kept = json.loads((tmp_path / "m_none.tflite.failed.json").read_text())
     assert kept["passed"] is False and kept["thresholds"]["max_abs_diff"] == 1e-12
-    assert kept["thresholds"]["min_sqnr_db"] == 0 and kept["images"] == 8
-    assert isinstance(kept["disagreeing_images"], list) and len(kept["margins"]) == 8
+    assert kept["thresholds"]["min_sqnr_db"] == 0 and kept["images"] == 6  # --verify_count
+    assert isinstance(kept["disagreeing_images"], list) and len(kept["margins"]) == 6
     assert (tmp_path / "m_none.tflite.failed.json").stat().st_mode & 0o777 == 0o640
     assert " NO" in result.stdout  # the table was printed
 
@@ -272,9 +277,173 @@ def test_export_of_a_trained_run_uses_its_own_data(quickstart_run, tmp_path):
                                                          "model_int8.tflite.json"]
     report = json.loads((deploy / "model_int8.tflite.json").read_text())
     assert report["passed"] and report["quantize"] == "int8"
+    assert report["decisive_images"] >= 30, report  # enough to judge (min_decisive_images)
+    assert f"[effnet export] {report['checked']}" in result.stdout
+    assert report["checked"].startswith(f"verified on 64 images ({report['decisive_images']} "
+                                        "decisive")
+    assert "; top-1 accuracy: Keras " in report["checked"]  # the run's classes match
+    assert report["keras_accuracy"] >= 0.9 and report["artifact_accuracy"] >= 0.9, report
     assert report["calibration_data"] == f"{data} (train split)"
     assert report["verify_data"] == f"{data} (validation split)"
     assert report["labels"] == json.loads((run / "summary.json").read_text())["data"][
         "class_names"]
     for name in ("model_int8.tflite", "model_int8.tflite.json"):
         assert (deploy / name).stat().st_mode & 0o777 == 0o640, name  # umask 027, not 0600
+
+
+# --------------------------------------------------------------------- quiet, plain output
+
+# What TensorFlow writes on every start without `effnet`'s filter (keras_effnet/console.py).
+STARTUP = ("absl::InitializeLog", "port.cc", "cudart_stub.cc", "cpu_feature_guard.cc",
+           "cuda_platform.cc", "XNNPACK")
+
+
+def test_train_output_off_a_terminal_is_one_plain_line_per_epoch(tmp_path):
+    """`effnet train > log`: no progress bar (carriage returns, backspaces, escapes), one line
+    per epoch, then the summary lines."""
+    result = effnet("train", "--phi=-4", "--base=lite", "--resolution=32", "--epochs=1",
+                    "--batch_size=8", "--data=synthetic?train=16&validation=8", "--weights=none",
+                    f"--out={tmp_path / 'run'}", timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not set("\r\x1b\x08") & set(result.stdout), repr(result.stdout[:300])
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("starting weights: none"), lines  # before training
+    assert lines[1].startswith("2/2 - ") and " - val_accuracy: " in lines[1], lines
+    assert lines[2].startswith("validation: top-1 ") and lines[2].endswith(
+        f" -> {tmp_path / 'run'}/model.keras")
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from keras_effnet.console import fit_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert fit_verbosity("auto") == 1
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert fit_verbosity("auto") == 2 and fit_verbosity(0) == 0 and fit_verbosity(1) == 1
+
+
+def test_predict_says_what_is_wrong_and_nothing_of_tensorflow_starting(bare_model, tmp_path):
+    """In a user's environment (no TF_CPP_MIN_LOG_LEVEL, GPU not hidden), stderr holds the
+    command's own lines only: a missing file is "no such file", a text file "not an image"."""
+    from PIL import Image
+
+    from keras_effnet.console import cpu_host
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    result = effnet("predict", f"--model={bare_model}", str(tmp_path / "red.png"),
+                    str(tmp_path / "gone.jpg"), str(tmp_path / "notes.png"), "--top_k=1",
+                    env=user_environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1].startswith(f"{tmp_path / 'red.png'}: ")
+    errors = result.stderr.splitlines()
+    assert not [line for line in errors if any(part in line for part in STARTUP)], errors
+    assert f"effnet predict: skipped {tmp_path / 'gone.jpg'}: no such file" in errors
+    assert (f"effnet predict: skipped {tmp_path / 'notes.png'}: not an image (not JPEG, PNG, "
+            "GIF, BMP, JPEG XL or WebP)") in errors
+    if cpu_host():
+        assert len(errors) == 2, errors
+    verbose = effnet("predict", f"--model={bare_model}", str(tmp_path / "red.png"),
+                     "--verbosity=0", env=user_environment())  # asked for: all of it
+    assert verbose.returncode == 0 and "port.cc" in verbose.stderr, verbose.stderr[-3000:]
+
+
+def test_the_stderr_filter_drops_only_the_startup_lines(tmp_path):
+    import os
+    import re
+
+    from keras_effnet.console import CPU_HOST_LINES, STARTUP_LINES, filter_lines
+
+    kept = [b"W0000 00:00:1796645368.957530    5574 op_kernel.cc:1858] OP_REQUIRES failed",
+            b"E0000 00:00:1796645213.373620    4410 some_op.cc:52] a real error",
+            b"effnet export: error: something", b"Traceback (most recent call last):"]
+    dropped = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+        b"STDERR",
+        b"I0000 00:00:1796645210.437983    4410 port.cc:153] oneDNN custom operations are on. "
+        b"You may see slightly different numerical results.",
+        b"I0000 00:00:1796645210.438392    4410 cudart_stub.cc:31] Could not find cuda drivers "
+        b"on your machine, GPU will not be used.",
+        b"E0000 00:00:1796645213.373620    4410 cuda_platform.cc:52] failed call to cuInit: "
+        b"INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+        b"W0000 00:00:1796645368.957530    5574 tf_tfl_flatbuffer_helpers.cc:364] Ignored "
+        b"output_format.",
+        b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+        b"output_inference_type: FLOAT32",
+        b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]
+    text = b"".join(line + b"\n" for pair in zip(dropped, kept + kept[:3]) for line in pair)
+    read, write = os.pipe()
+    os.write(write, text + b"a partial line")
+    os.close(write)
+    out = os.open(tmp_path / "err", os.O_WRONLY | os.O_CREAT)
+    filter_lines(read, out, [re.compile(p) for p in STARTUP_LINES + CPU_HOST_LINES])
+    os.close(out)
+    assert (tmp_path / "err").read_bytes() == b"".join(
+        line + b"\n" for line in kept + kept[:3]) + b"a partial line"
+
+
+def test_help_describes_each_command_in_full_and_usage_shows_its_arguments():
+    import inspect
+
+    from keras_effnet.cli import COMMANDS
+
+    general = " ".join(effnet("--help").stdout.split())  # unwrapped
+    for command in COMMANDS.values():
+        first = " ".join(inspect.cleandoc(command.__doc__).split("\n\n")[0].split())
+        assert first in general, first
+    assert effnet("predict", "--help").stdout.startswith(
+        "usage: effnet predict [--flags] IMAGE|FOLDER ...\n")
+    assert effnet("serve", "--help").stdout.startswith("usage: effnet serve [--flags] DIR\n")
+
+
+def test_cli_errors_name_the_flags_a_library_message_names():
+    from keras_effnet.cli import cli_syntax
+
+    assert cli_syntax("pass weights='/w/my model.h5' or weights=None.", "train") == (
+        "pass --weights='/w/my model.h5' or --weights=none.")
+    assert cli_syntax("verify on more images (verify_count=N, or a larger set), or accept it "
+                      "with min_decisive_images=0", "export") == (
+        "verify on more images (--verify_count=N, or a larger set), or accept it with "
+        "--min_decisive_images=0")
+    assert cli_syntax("with weights=None (--weights=none)", "train") == "with --weights=none"
+    assert cli_syntax("skip_head=True", "build") == "--skip_head"
+    # not a flag of the command, a spec's options, a path, a call written out: as they are
+    for text in ("quantize='int8'", "data 'synthetic?train=16&validation=8'", "a/b=c",
+                 "synthetic(num_images=5, resolution=8)", "--num_classes=3"):
+        assert cli_syntax(text, "train") == text
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--variant=lite0", "--data=folder:{flat}"],
+    ["quickstart", "--data=folder:{flat}"],
+    ["eval", "--model={model}", "--data=folder:{flat}"],
+    ["export", "--model={model}", "--quantize=int8", "--calibration=folder:{flat}",
+     "--verify_data=synthetic"],
+    ["search", "--base=lite", "--data=folder:{flat}"],
+])
+def test_a_flat_folder_spec_fails_before_any_model_work(args, tmp_path):
+    """Images directly in the folder (no class sub-folders): a clear error naming the folder
+    and the flag, in well under the seconds TensorFlow takes to start."""
+    import time
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (flat / name).write_bytes(b"\xff\xd8\xff")
+    flag = next(a for a in args if "folder:" in a).split("=")[0]
+    started = time.monotonic()
+    result = effnet(*[a.format(flat=flat, model=tmp_path / "m.keras") for a in args],
+                    cwd=tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"effnet {args[0]}: error: {flag}=folder:{flat}: image folder '{flat}' has no class "
+        "sub-folders (its 2 image(s) lie directly in it); expected one sub-folder per class: "
+        "PATH/<class>/<image>.jpg|png")
+    assert time.monotonic() - started < 10 and sorted(tmp_path.iterdir()) == [flat]

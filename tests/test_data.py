@@ -194,6 +194,38 @@ def test_empty_folder(tmp_path):
         load(f"folder:{tmp_path}", resolution=32, batch_size=4)
 
 
+def test_check_spec_finds_what_load_would_refuse_without_reading_a_file(tmp_path):
+    """A flat folder (its images directly in it), a split whose own folder is flat, splits
+    with other classes, no TFRecords: each named with what is wrong."""
+    from keras_effnet.data import check_spec
+
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ValueError, match=r"^image folder '.*/flat' has no class sub-folders "
+                       r"\(its 1 image\(s\) lie directly in it\); expected one sub-folder per "
+                       r"class: PATH/<class>/<image>\.jpg\|png$"):
+        check_spec(f"folder:{tmp_path / 'flat'}")
+    for split, classes in (("train", ["cats", "dogs"]), ("val", [])):
+        for name in classes or [""]:
+            (tmp_path / "split" / split / name).mkdir(parents=True, exist_ok=True)
+    with pytest.raises(ValueError, match=r"'.*/split/val' has no class sub-folders \(it holds "
+                       r"no image and no folder\)"):
+        check_spec(f"folder:{tmp_path / 'split'}")
+    (tmp_path / "split" / "val" / "cats").mkdir()
+    with pytest.raises(ValueError, match=r"train and validation have different class folders "
+                       r"\(\['cats', 'dogs'\] vs \['cats'\]\)"):
+        check_spec(f"folder:{tmp_path / 'split'}")
+    (tmp_path / "split" / "val" / "dogs").mkdir()
+    assert check_spec(f"folder:{tmp_path / 'split'}") == parse_spec(
+        f"folder:{tmp_path / 'split'}")  # no image yet: `load` says so, reading them
+    with pytest.raises(FileNotFoundError, match=r"image folder not found: .* \(a file, not a "
+                       r"folder\)"):
+        check_spec(f"folder:{tmp_path / 'flat' / 'a.jpg'}")
+    with pytest.raises(FileNotFoundError, match=r"no TFRecord files match"):
+        check_spec(f"tfrecord:{tmp_path}/*.tfrecord")
+    assert check_spec("synthetic?train=8").options == {"train": "8"}
+
+
 def test_class_count_must_match(tmp_path):
     _write_folder(tmp_path)
     with pytest.raises(ValueError, match=r"has 3 classes but num_classes=10"):

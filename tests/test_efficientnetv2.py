@@ -24,7 +24,7 @@ RES = 32
 V2 = ["v2-b0", "v2-b1", "v2-b2", "v2-b3", "v2-s", "v2-m", "v2-l"]
 # One step from random: every image is a near-tie, gated on nothing but its NaNs (as the
 # tiny model of test_int8_structure.py); accuracy after int8 is measured on trained models.
-UNTRAINED = {"min_decisive_agreement": None, "min_sqnr_db": None}
+UNTRAINED = {"min_decisive_agreement": None, "min_sqnr_db": None, "min_decisive_images": None}
 
 
 def fitted(variant, classes=10, fit=True):
@@ -105,7 +105,7 @@ def test_v2_int8_ptq_and_onnx_verified(tmp_path):
         graph_def, image, outputs = graph.frozen_graph()  # what to_onnx converted
     assert int8["passed"] and int8["bias_correction"]["layers"] > 30, int8["bias_correction"]
     assert int8["metadata"]["model"] == "efficientnetv2-d0.5"
-    assert int8["tflite_metadata"]["output"] == "probability"
+    assert int8["tflite_metadata"]["output"] == "probabilities"
     flatbuffer = (tmp_path / "v2.tflite").read_bytes()
     assert float_ops(flatbuffer) == []
     ops = collections.Counter(name for name, _, _ in ops_of(flatbuffer))
@@ -138,7 +138,7 @@ def test_through_every_path(variant, tmp_path):
                                calibration_steps=32, verify_data=images, labels=names,
                                thresholds=UNTRAINED if quantize in ("dynamic", "int8") else None)
             assert report["passed"] and report["metadata"]["config"]["name"] == model.name
-            assert report["tflite_metadata"]["output"] == "probability"
+            assert report["tflite_metadata"]["output"] == "probabilities"
         assert report["bias_correction"]["layers"] > 50
         assert float_ops((tmp_path / "int8.tflite").read_bytes()) == []
         onnx = to_onnx(graph, tmp_path / "m.onnx", verify_data=images, labels=names)

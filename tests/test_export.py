@@ -111,7 +111,7 @@ def test_near_ties_are_counted_and_decisive_images_gated():
     assert report["near_ties"] == 2 and report["decisive_images"] == 2
     assert report["top1_agreement"] == 0.5 and report["disagreeing_images"] == [2, 3]
     assert report["decisive_agreement"] == 0.5  # image 3 (margin 0.7) flipped, image 0 did not
-    limits = {**THRESHOLDS["int8"], "near_tie_margin": 0.05}
+    limits = {**THRESHOLDS["int8"], "near_tie_margin": 0.05, "min_decisive_images": 2}
     assert any("min_decisive_agreement" in f for f in failures(report, limits))
     # the same artifact, only the near-tie flipping: passes, though top-1 agreement is 0.75
     ties_only = reference.copy()
@@ -122,10 +122,30 @@ def test_near_ties_are_counted_and_decisive_images_gated():
     broken = reference.copy()
     broken[0, 0] = np.nan  # a NaN passes every comparison: caught on its own
     assert failures(compare(reference, broken), limits)[0] == "1 outputs are NaN or infinite"
-    # logits (negative values) become probabilities before the margin: softmax([2, 0]) margin
+    # logits become probabilities before the margin: softmax([2, 0]) margin
     logits = np.array([[2.0, 0.0], [0.0, -0.01]])
-    assert compare(logits, logits)["margins"] == pytest.approx(
+    assert compare(logits, logits, output="logits")["margins"] == pytest.approx(
         [np.tanh(1.0), np.tanh(0.005)], abs=1e-6)
+
+
+def test_too_few_decisive_images_fail_unless_accepted():
+    """A quantized artifact is judged on its decisive images: with fewer than
+    min_decisive_images of them the verification fails, saying how many it had and naming
+    both remedies; float kinds are judged by max |Δ| on every image and need none."""
+    from keras_effnet.export.verify import THRESHOLDS, compare, failures, thresholds_for
+
+    reference = np.tile([[0.9, 0.05, 0.05]], (29, 1))
+    report = compare(reference, reference, near_tie_margin=0.1)
+    (failure,) = failures(report, THRESHOLDS["int8"])
+    assert "29 of the 29 verified" in failure and "min_decisive_images 30" in failure
+    assert "verify_count=N" in failure and "min_decisive_images=0" in failure
+    assert failures(report, thresholds_for("int8", {"min_decisive_images": 29})) == []
+    assert failures(report, THRESHOLDS["none"]) == []
+    more = compare(np.tile([[0.9, 0.05, 0.05]], (30, 1)), np.tile([[0.9, 0.05, 0.05]], (30, 1)))
+    assert failures(more, THRESHOLDS["int8"]) == []
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="min_decisive_images=.*a whole number >= 0"):
+            thresholds_for("int8", {"min_decisive_images": bad})
 
 
 def test_collapsed_outputs_are_not_judged_on_sqnr():
@@ -139,7 +159,10 @@ def test_collapsed_outputs_are_not_judged_on_sqnr():
     int8_like = np.round(collapsed * 256) / 256  # int8 softmax steps: all round to 0
     report = compare(collapsed, int8_like)
     assert report["decisive_images"] == 0 and report["decisive_agreement"] is None
-    assert report["sqnr_db"] < 1 and failures(report, THRESHOLDS["int8"]) == []
+    accepted = {**THRESHOLDS["int8"], "min_decisive_images": 0}  # the user accepts it unjudged
+    assert report["sqnr_db"] < 1 and failures(report, accepted) == []
+    (unjudged,) = failures(report, THRESHOLDS["int8"])  # by default: too few to judge
+    assert unjudged.startswith("too few decisive images to judge: 0 of the 8 verified")
     decisive = np.eye(8, 1000) * 0.5 + 0.5 / 1000
     noisy = decisive + rng.normal(0, 0.02, decisive.shape)
     report = compare(decisive, noisy)
@@ -152,15 +175,17 @@ def test_an_untrained_b0_passes_int8_verification_on_margins(tmp_path, pixels):
     """The latency case: an untrained 1000-class b0. Its outputs are constant (every class
     ~1e-3, below int8's output step of 1/256), so every image is a near-tie, the int8 file's
     top-1 agreement is chance, SQNR 0 dB whatever the file: verification passes it, counting
-    the near-ties; a plain top-1 gate would not."""
-    from keras_effnet.export.verify import failures
+    the near-ties, once the user accepts an unjudged artifact (min_decisive_images=0); a
+    plain top-1 gate would not. By default it fails: no decisive image to judge on."""
+    from keras_effnet.export.verify import THRESHOLDS, failures
 
     keras.utils.set_random_seed(0)
     model = keras_effnet.build("b0", input_shape=(64, 64, 3))
     images = pixels(32, 64)
     report = to_tflite(model, tmp_path / "b0.tflite", "int8", representative_data=images,
-                       verify_data=images)
+                       verify_data=images, thresholds={"min_decisive_images": 0})
     assert report["passed"] and (tmp_path / "b0.tflite").exists()
+    assert failures(report, THRESHOLDS["int8"])[0].startswith("too few decisive images")
     assert report["near_ties"] == 32 and report["decisive_agreement"] is None
     assert max(report["margins"]) < 0.01
     assert failures(report, {**report["thresholds"], "min_agreement": 0.9}), report  # old gate

@@ -174,7 +174,8 @@ def test_every_block_kind_exports_and_verifies(tiny, files, tmp_path):
     # input, so even a wrongly calibrated file keeps their SQNR (41 dB measured for both,
     # BUILD_NOTES.md); a broken file is caught on a trained model (test_quantization.py).
     int8 = to_tflite(model, tmp_path / "int8.tflite", "int8", representative_data=images,
-                     calibration_steps=32, verify_data=images, metadata=False)
+                     calibration_steps=32, verify_data=images, metadata=False,
+                     thresholds={"min_decisive_images": 0})  # unjudged, accepted
     assert fp32["max_abs_diff"] <= 1e-4 and fp32["top1_agreement"] == 1.0
     assert int8["near_ties"] == len(images) and int8["decisive_agreement"] is None, int8
     assert int8["sqnr_db"] >= 25, int8  # the output steps of int8 (1/256) at 0.1 per class
@@ -297,7 +298,8 @@ def test_bias_correction_of_other_models(kind, tmp_path):
     before = [w.copy() for w in model.get_weights()]
     report = to_tflite(model, tmp_path / "m.tflite", "int8", representative_data=images,
                        verify_data=images, thresholds={"min_decisive_agreement": None,
-                                                       "min_sqnr_db": None})
+                                                       "min_sqnr_db": None,
+                                                       "min_decisive_images": None})
     assert report["bias_correction"]["layers"] == expected, report["bias_correction"]
     assert report["bias_correction"]["max_shift"] > 0
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
@@ -313,8 +315,9 @@ def test_qat_file_carries_metadata_and_loads_in_mediapipe(tiny, files, tmp_path)
     names = [f"class {i}" for i in range(10)]
     report = to_tflite(files["qat_model"], tmp_path / "qat.tflite", "int8",
                        representative_data=images, verify_data=images[:8], labels=names,
-                       thresholds={"min_decisive_agreement": None, "min_sqnr_db": None})
-    assert report["tflite_metadata"]["output"] == "probability"
+                       thresholds={"min_decisive_agreement": None, "min_sqnr_db": None,
+                                   "min_decisive_images": None})
+    assert report["tflite_metadata"]["output"] == "probabilities"
     assert has_metadata(str(tmp_path / "qat.tflite"))
     assert read_labels(str(tmp_path / "qat.tflite")) == names
     result = check(str(tmp_path / "qat.tflite"), images[:8])

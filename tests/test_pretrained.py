@@ -73,6 +73,22 @@ def keras_cache(tmp_path, monkeypatch):
     return served, source, tmp_path / "home" / "models" / "efficientnetb0.h5"
 
 
+# keras.applications' imagenet_class_index.json (what `decode_predictions` prints) at these
+# indices: the names users know, the two "crane"s and "maillot"s and the punctuation included.
+DECODE_PREDICTIONS = {0: "tench", 2: "great_white_shark", 134: "crane", 281: "tabby",
+                      282: "tiger_cat", 285: "Egyptian_cat", 517: "crane", 638: "maillot",
+                      639: "maillot", 657: "missile", 707: "pay-phone", 739: "potter's_wheel",
+                      744: "projectile", 836: "sunglass", 837: "sunglasses", 906: "Windsor_tie",
+                      948: "Granny_Smith", 967: "espresso", 986: "yellow_lady's_slipper",
+                      996: "hen-of-the-woods", 999: "toilet_tissue"}
+
+
+def test_imagenet_class_names_are_decode_predictions_names():
+    names = pretrained.class_names()
+    assert len(names) == 1000 and all(name and " " not in name for name in names)
+    assert {i: names[i] for i in DECODE_PREDICTIONS} == DECODE_PREDICTIONS
+
+
 def test_b0_imagenet_downloads_checks_and_caches(keras_cache):
     served, source, cached = keras_cache
     model = keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
@@ -94,6 +110,29 @@ def test_a_hash_mismatch_is_refused_and_leaves_nothing(keras_cache, monkeypatch)
     with pytest.raises(ValueError, match="md5 is not the published 1111.*removed it"):
         keras_effnet.build("b0", weights="imagenet", input_shape=(64, 64, 3))
     assert not cached.exists()
+
+
+def test_two_processes_fetching_one_file_both_get_it_whole(keras_cache):
+    """Two processes download the same weights at once: each gets the checked file; the cache
+    holds the file and its lock, no temporary left over, and never a half-written file under
+    the final name (fetched under a temporary name, renamed when checked)."""
+    import os
+    import subprocess
+
+    served, _, cached = keras_cache
+    name = "efficientnetb0.h5"
+    fetch = ("import sys; from keras_effnet import pretrained; "
+             "print(pretrained.download(*sys.argv[1:]))")
+    args = [name, (served / name).as_uri(), _md5(served / name)]
+    workers = [subprocess.Popen([sys.executable, "-c", fetch, *args], env=os.environ,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == str(cached)
+    assert _md5(cached) == _md5(served / name)
+    assert sorted(p.name for p in cached.parent.iterdir()) == [name, name + ".lock"]
 
 
 def test_offline_says_which_file_to_put_where(keras_cache):

@@ -170,3 +170,38 @@ def test_qat_int8_keeps_the_float_accuracy(variant, trained, tmp_path, record_pr
         quantization_aware(qat)
     with pytest.raises(ValueError, match=r"representative_data has shape \(2, 8, 8, 3\)"):
         quantization_aware(model, np.zeros((2, 8, 8, 3), "float32"))
+
+
+@pytest.mark.xdist_group("trained-lite0")
+def test_the_report_says_what_it_checked(trained, tmp_path):
+    """A verification folder's classes count for accuracy only when they match the model's
+    class names (by name, a subset too, whatever their order); foreign ones give a report
+    that says why there is no accuracy. Too few decisive images fail an int8 file, naming
+    the remedies; the report line counts the images and the decisive ones."""
+    from keras_effnet.data import SHAPES, synthetic, write_image_folder
+
+    out = trained("lite0")[1]
+    model = _trained_model(trained, "lite0")
+    size = model.input_shape[1]
+    images, labels = synthetic(400, size, seed=3, split="validation")
+    star, disk = SHAPES.index("star"), SHAPES.index("disk")
+    keep = np.flatnonzero((labels == star) | (labels == disk))[:40]
+    subset = tmp_path / "subset"  # sorted folders: disk = 0, star = 1; the model: 0 and 6
+    write_image_folder(str(subset), images[keep], (labels[keep] == star).astype(int),
+                       class_names=("disk", "star"))
+    report = to_tflite(model, tmp_path / "m.tflite", verify_data=f"folder:{subset}",
+                       metadata=False)
+    assert report["keras_accuracy"] >= 0.9 and report["artifact_accuracy"] >= 0.9, report
+    assert report["checked"].startswith(f"verified on {report['images']} images (")
+    foreign = tmp_path / "foreign"
+    write_image_folder(str(foreign), images[:10], np.zeros(10, int), class_names=("calib",))
+    report = to_tflite(model, tmp_path / "f.tflite", verify_data=f"folder:{foreign}",
+                       metadata=False)
+    assert "keras_accuracy" not in report and "accuracy_drop" not in report
+    assert report["accuracy"] == ("not computed: the verification data's class(es) 'calib' "
+                                  "match none (or several) of the model's 10 class names")
+    assert report["accuracy"] in report["checked"]
+    with pytest.raises(VerificationError, match=r"too few decisive images to judge: [01] of the "
+                       r"1 verified .* min_decisive_images 30; .*verify_count=N") as caught:
+        verify(str(out / "model_int8.tflite"), model, images[:1], kind="int8")
+    assert caught.value.report["images"] == 1

@@ -124,6 +124,6 @@ def test_an_unreachable_storage_is_a_one_line_error(tmp_path):
                     "--storage=postgresql://effnet@/postgres?host=/nonexistent", timeout=120)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("effnet search:")]
-    assert len(errors) == 1 and errors[0].startswith("effnet search: error: storage="), (
+    assert len(errors) == 1 and errors[0].startswith("effnet search: error: --storage="), (
         result.stderr)
     assert "cannot open it" in errors[0] and "Traceback" not in result.stderr

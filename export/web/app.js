@@ -1,8 +1,15 @@
 // The page of `effnet app`: MediaPipe Tasks' ImageClassifier (WebAssembly, CPU) on the model
 // file beside this page. Every image is classified here; the server only serves files.
-// app.json (written by `effnet app`) names the model, its metadata, the runtime and examples.
+// app.json (written by `effnet app`) names the model, its metadata, its output kind, the crop,
+// the runtime and examples.
+// The input contract (export/contract.py): the classifier sees the centre square of `crop`
+// (0.875) of the image's shorter side, resized here to the model's input size (so a photo of
+// any size works: the runtime garbles images over 8192 px), as `effnet predict` does.
+// The output contract: "probabilities" are shown as the file gives them, "logits" through a
+// softmax over every class.
 // Automation: index.html?images=a.png,b.png classifies those files on load and writes
-// [{"image", "label", "score", "ms"}] (or {"error": "..."}) as JSON into <pre id="results">.
+// [{"image", "label", "score", "ms"}] (or {"error": "..."}) as JSON into <pre id="results">;
+// ms: the classifier call, to 0.1 ms.
 
 const $ = (id) => document.getElementById(id);
 let config = null;
@@ -28,6 +35,7 @@ function showModel() {
   const labels = config.labels ? `${config.labels.length} labels` : "no labels (class indices)";
   $("facts").textContent = `${config.model} · ${width}×${height} ${config.input.dtype} input · ` +
     `${labels} · MediaPipe Tasks ${config.runtime.version}`;
+  $("crop").textContent = `${+(100 * config.crop).toFixed(1)}%`;
   $("labels").hidden = !config.labels;
   for (const label of config.labels || []) {
     $("labels-list").append(Object.assign(document.createElement("li"), { textContent: label }));
@@ -51,14 +59,17 @@ async function loadClassifier() {
   try {
     vision = await import(new URL("vision_bundle.mjs", base).href);
   } catch (err) {
-    throw new Error(`the MediaPipe runtime did not load from ${base.href} (${err.message})`);
+    const { package: name, version } = config.runtime;
+    throw new Error(`the MediaPipe runtime did not load from ${base.href} (${err.message}); ` +
+      `to run without the network, write the app with \`effnet app --runtime=DIR\`: a local ` +
+      `npm install or \`npm pack\` tarball of ${name}@${version}`);
   }
   try {
     const files = await vision.FilesetResolver.forVisionTasks(new URL("wasm", base).href);
     const loaded = await vision.ImageClassifier.createFromOptions(files, {
       baseOptions: { modelAssetPath: encodeURIComponent(config.model), delegate: "CPU" },
       runningMode: "IMAGE",
-      maxResults: config.top_k,
+      maxResults: config.output === "logits" ? -1 : config.top_k,  // a softmax needs all
     });
     const [height, width] = config.input.size;
     loaded.classify(new ImageData(width, height));  // warm-up: the first call sets things up
@@ -76,13 +87,50 @@ async function decode(blob, name) {
   }
 }
 
-// Top-k of one image: names from the model's labels file, as MediaPipe reads them.
-function classify(bitmap) {
+// The square the model sees of a width x height image: the centre square of `crop` of the
+// shorter side, in whole pixels (as keras_effnet.data.eval_crop and contract.crop_box cut it).
+function cropBox(width, height) {
+  const side = Math.max(1, Math.floor(Math.min(width, height) * config.crop));
+  return { x: Math.floor((width - side) / 2), y: Math.floor((height - side) / 2), side };
+}
+
+// The model's input: that square, resized to the input size by the browser.
+function modelInput(bitmap) {
+  const [height, width] = config.input.size;
+  const { x, y, side } = cropBox(bitmap.width, bitmap.height);
+  return createImageBitmap(bitmap, x, y, side, side, {
+    resizeWidth: width, resizeHeight: height, resizeQuality: "high",
+    premultiplyAlpha: "none", colorSpaceConversion: "none",
+  });
+}
+
+// Softmax of logits (the largest subtracted first: no overflow).
+function softmax(values) {
+  const top = Math.max(...values);
+  const exps = values.map((v) => Math.exp(v - top));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+// Top-k of one image: names from the model's labels file, as MediaPipe reads them; scores as
+// the output contract says (a logits model's through a softmax over every class).
+async function classify(bitmap) {
   if (!classifier) throw new Error(`not classified: ${notReady}`);
-  const started = performance.now();
-  const result = classifier.classify(bitmap);
-  const ms = performance.now() - started;
-  const categories = result.classifications[0]?.categories ?? [];
+  const input = await modelInput(bitmap);
+  let result, ms;
+  try {
+    const started = performance.now();
+    result = classifier.classify(input);
+    ms = Math.round((performance.now() - started) * 10) / 10;
+  } finally {
+    input.close();
+  }
+  let categories = result.classifications[0]?.categories ?? [];
+  if (config.output === "logits") {
+    const scores = softmax(categories.map((c) => c.score));
+    categories = categories.map((c, i) => ({ ...c, score: scores[i] }))
+      .sort((a, b) => b.score - a.score).slice(0, config.top_k);
+  }
   const top = categories.map((c) => ({
     label: c.categoryName || config.labels?.[c.index] || String(c.index), score: c.score,
   }));
@@ -96,7 +144,15 @@ function card(name, bitmap, outcome) {
     const scale = Math.min(1, 96 / Math.max(bitmap.width, bitmap.height));
     canvas.width = Math.max(1, Math.round(bitmap.width * scale));
     canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const context = canvas.getContext("2d");
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    if (config?.crop) {  // outline the square the model sees
+      const { x, y, side } = cropBox(bitmap.width, bitmap.height);
+      context.strokeStyle = "rgba(255, 255, 255, 0.9)";
+      context.setLineDash([3, 2]);
+      context.strokeRect(x * scale + 0.5, y * scale + 0.5, side * scale - 1, side * scale - 1);
+      canvas.title = "the outlined square is what the model sees";
+    }
     item.append(canvas);
   }
   const body = document.createElement("div");
@@ -127,7 +183,7 @@ async function handle(name, source) {
   let bitmap = null;
   try {
     bitmap = source instanceof ImageBitmap ? source : await decode(source, name);
-    const outcome = classify(bitmap);
+    const outcome = await classify(bitmap);
     card(name, bitmap, outcome);
     return { image: name, label: outcome.top[0]?.label ?? null, score: outcome.top[0]?.score ?? null,
              ms: outcome.ms };

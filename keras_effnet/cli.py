@@ -442,8 +442,7 @@ def cmd_quickstart() -> None:
     config = (keras_effnet.scale("lite0", base_resolution=FLAGS.base_resolution)
               if default_model else next(_configs()))
     # As `effnet train`: a released variant starts from its ImageNet weights (new head).
-    weights, _, start = starting_weights(
-        config, (FLAGS.weights or None) if FLAGS["weights"].present else "auto", True)
+    weights, _, start = starting_weights(config, _weights("auto"), True)
     if FLAGS.recipe == "short" and not FLAGS["learning_rate"].present:  # tuned for it
         FLAGS.learning_rate = QUICKSTART_LEARNING_RATES["fine-tuning" if weights
                                                         else "from scratch"]

@@ -2,7 +2,7 @@
 loaded as they are by MediaPipe Tasks' `ImageClassifier` (the on-device API), and
 `effnet predict` on real image files.
 
-The structure tests use a small untrained lite0 (its scores are near-ties, but MediaPipe and
+The structure tests use a small untrained Lite (φ = −6; its scores are near-ties, but MediaPipe and
 the interpreter must still agree exactly); the agreement tests use the main job's trained
 lite0 on its validation images.
 """
@@ -36,9 +36,12 @@ NO_GATES = {"min_decisive_agreement": None, "min_sqnr_db": None, "max_accuracy_d
             "max_abs_diff": None}
 
 
+TINY_LITE = keras_effnet.scale(phi=-6, base="lite")  # 7 blocks: converts in seconds
+
+
 @pytest.fixture(scope="module")
 def small():
-    return keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    return keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3))
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +198,7 @@ def test_bad_labels_and_metadata_are_refused_before_converting(small, tmp_path):
 
 def test_class_names_travel_with_the_model(small, images, tmp_path):
     """A model's class_names are saved in its .keras file and become the artifacts' labels."""
-    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model = keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3))
     model.class_names = LABELS
     keras_effnet.save_model(model, tmp_path / "m.keras")
     loaded = keras_effnet.load_model(tmp_path / "m.keras", compile=False)
@@ -324,7 +327,7 @@ def test_predict_bad_input_exits_nonzero(tmp_path, photo_folder):
     unknown = effnet("predict", f"--model={tmp_path / 'm.txt'}", str(folder))
     assert unknown.returncode == 2 and "accepted models end in .keras, .tflite, .onnx" in (
         unknown.stderr)
-    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model = keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3))
     to_tflite(model, tmp_path / "m.tflite", verify_data=np.zeros((1, 32, 32, 3), "float32"))
     nothing = effnet("predict", f"--model={tmp_path / 'm.tflite'}", str(folder / "notes.txt"),
                      str(folder / "broken.png"))
@@ -336,7 +339,7 @@ def test_predict_bad_input_exits_nonzero(tmp_path, photo_folder):
 
 
 def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
-    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model = keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3))
     keras_effnet.save_model(model, tmp_path / "m.keras")
     (tmp_path / "labels.txt").write_text("\n".join(LABELS) + "\n\n")
     common = [f"--model={tmp_path / 'm.keras'}", f"--verify_data={DATA}"]
@@ -366,7 +369,7 @@ def test_effnet_export_writes_labels_and_metadata_from_flags(tmp_path):
 
 @pytest.mark.large  # a second CLI export (metadata=False in-process: default tier, above)
 def test_effnet_export_nometadata_writes_a_bare_file(tmp_path):
-    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model = keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3))
     keras_effnet.save_model(model, tmp_path / "m.keras")
     bare = effnet("export", f"--model={tmp_path / 'm.keras'}", f"--verify_data={DATA}",
                   "--nometadata", f"--out={tmp_path / 'b.tflite'}")
@@ -392,7 +395,7 @@ def test_a_logits_model_says_so_and_predict_shows_their_softmax(images, tmp_path
     from keras_effnet.export.contract import shown_scores
     from keras_effnet.export.runtime import ONNXRunner
 
-    logits = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3),
+    logits = keras_effnet.build(TINY_LITE, num_classes=3, input_shape=(32, 32, 3),
                                 classifier_activation=None)
     photo = tmp_path / "photo.png"
     Image.fromarray(np.round(images[0]).astype("uint8")).save(photo)

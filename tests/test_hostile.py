@@ -4,6 +4,7 @@ its reads, checks the count against the outputs, and stops with a one-line error
 the file and the cause, before anything is written; memory stays bounded (measured in a
 child process, against the same command on a sound file)."""
 
+import functools
 import io
 import os
 import shutil
@@ -21,6 +22,8 @@ from keras_effnet.export.tflite_metadata import (LABELS_FILE, MAX_LABELS_BYTES, 
 
 LABELS = ["cat", "dog", "fox"]
 
+pytestmark = pytest.mark.xdist_group("hostile")  # one worker builds the module's model
+
 
 @pytest.fixture(scope="module")
 def sound(tmp_path_factory):
@@ -28,7 +31,8 @@ def sound(tmp_path_factory):
     from keras_effnet.export import to_tflite
 
     folder = tmp_path_factory.mktemp("hostile")
-    model = keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3))
+    model = keras_effnet.build(keras_effnet.scale(phi=-6, base="lite"), num_classes=3,
+                               input_shape=(32, 32, 3))
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     to_tflite(model, folder / "sound.tflite", labels=LABELS, verify_data=pixels)
     return folder, (folder / "sound.tflite").read_bytes()
@@ -54,8 +58,9 @@ def _patched(data, field, value, size=4):
     return data[:at] + struct.pack("<I" if size == 4 else "<H", value) + data[at + size:]
 
 
+@functools.cache
 def hostile_files(sound_bytes):
-    """{case: (file bytes, what the error must say)}."""
+    """{case: (file bytes, what the error must say)}, made once."""
     flat = strip_associated_files(sound_bytes)
     stored = _with_archive(flat, {LABELS_FILE: b"cat\ndog\nfox\n"})
     bomb = (b"a\n" * (8 << 20) for _ in range(16))  # 256 MiB of labels, deflated to ~0.3 MB

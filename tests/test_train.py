@@ -70,7 +70,7 @@ def _free_ports(count):
     return ports
 
 
-TINY = ["--variant=lite0", "--resolution=32", "--batch_size=16", "--weights=none",
+TINY = ["--phi=-4", "--base=lite", "--resolution=32", "--batch_size=16",
         "--data=synthetic?train=64&validation=16"]
 
 

@@ -46,10 +46,13 @@ SUBSTITUTIONS = [
     ("resolution=64", "resolution=32"),          # also --resolution=64
     ("--base_resolution=96", "--base_resolution=32"),
     ("input_shape=(64, 64, 3)", "input_shape=(32, 32, 3)"),
-    # the CLI road's run as the kit's (`Kit.run`): confident enough that its int8 export has
+    # the CLI roads' runs: ImageNet Lite0 fine-tuned long enough (8 epochs, one of them the
+    # recipe's warm-up; 5 left 2-28 of 48 validation images near-ties) that its int8 export has
     # the decisive images verification needs
-    ("--epochs=25 --out=runs/mine", "--epochs=5 --batch_size=16 --learning_rate=0.05 "
+    ("--epochs=25 --out=runs/mine", "--epochs=8 --batch_size=16 --learning_rate=0.05 "
                                     "--out=runs/mine"),
+    ("--epochs=5 --out=runs/flowers", "--epochs=8 --batch_size=16 --learning_rate=0.05 "
+                                      "--out=runs/flowers"),  # weights.md's road, the same
     # one epoch instead of 5-25 (searches: one seed and one grid point besides the references)
     ("epochs=25", "epochs=1"),
     ("--epochs=5", "--epochs=1"),

@@ -28,6 +28,7 @@ from absl import app, flags
 from common import check_modes, markdown_table, run, write_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # chromium_client: the browser the tests drive
 MODES = {"fp32": "none", "int8": "int8"}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("variant", "lite0", "keras_effnet variant to measure")
@@ -66,7 +67,7 @@ def check_flags():
         ROOT, ".cache", "tasks-vision", f"mediapipe-tasks-vision-{TASKS_VISION_VERSION}.tgz")
     if not os.path.exists(runtime):
         raise app.UsageError(f"no runtime at {runtime}: run `make browser`, or pass --runtime")
-    from keras_effnet.export.browser import find_chromium
+    from chromium_client import find_chromium
 
     if not find_chromium():
         raise app.UsageError("no Chromium here: apt-get install chromium (or `make browser`)")
@@ -96,7 +97,7 @@ def app_with_images(path, runtime, folder, images):
 
 def browser_times(folder, names):
     """The page's own per-image ms (a fresh browser, a fresh page, as a user opens it)."""
-    from keras_effnet.export.browser import Browser, app_url
+    from chromium_client import Browser, app_url
     from keras_effnet.export.webapp import server
 
     httpd = server(folder, 0)
@@ -145,7 +146,7 @@ def litert_times(path, images, threads):
 
 def context():
     """Chromium's version and the commit measured."""
-    from keras_effnet.export.browser import find_chromium
+    from chromium_client import find_chromium
 
     said = subprocess.run([find_chromium(), "--version"], capture_output=True, text=True,
                           timeout=60).stdout.strip()

@@ -44,7 +44,7 @@ def _ratio(measured, reference):
 
 def variant_row(name):
     from keras_effnet import VARIANTS, profile, scale
-    from keras_effnet.scaling import variant_key
+    from keras_effnet.catalogue import variant_key
 
     config = scale(name)
     published = VARIANTS[variant_key(name)]
@@ -110,7 +110,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; this script takes flags only")
     from keras_effnet import ALPHA, BETA, GAMMA, profile, scale
-    from keras_effnet.scaling import FAMILIES, TABLE3
+    from keras_effnet.catalogue import FAMILIES
+    from keras_effnet.scaling import TABLE3
 
     phis = parse_phi(FLAGS.phi, allow_empty=True)
     unknown = sorted(set(FLAGS.table3) - set(FAMILIES))

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from keras_effnet.assembly import PREPROCESSING_FORMULAS
+from keras_effnet.errors import InvalidArgument, InvalidType
 from keras_effnet.files import atomic_dir, atomic_path, check_writable_dir, write_json
+from keras_effnet.runs import choose_labels
 from keras_effnet.export.contract import (INPUT_CONTRACT, ONNX_LABELS_KEY, model_output_kind,
                                           onnx_props)
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
@@ -147,15 +149,14 @@ def _reference(model: Any) -> Any:
 def model_labels(model: Any, labels: Any) -> list[str] | None:
     """The class names an artifact carries: `labels` when given, else the model's own
     (`class_names`, set by training and by ImageNet weights); checked against its outputs."""
+    labels = choose_labels(given=labels, own=getattr(model, "class_names", None)).names
     if labels is None:
-        labels = getattr(model, "class_names", None)
-        if labels is None:
-            return None
+        return None
     labels = check_labels(labels)
     outputs = [tuple(output.shape) for output in model.outputs]
     if len(outputs) != 1 or outputs[0][-1] != len(labels):
-        raise ValueError(f"{len(labels)} labels for a model whose outputs are {outputs}; "
-                         "labels need one output with one score per label")
+        raise InvalidArgument(f"{len(labels)} labels for a model whose outputs are {outputs}; "
+                              "labels need one output with one score per label")
     return labels
 
 
@@ -197,9 +198,9 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
     """
     path = os.fspath(path)
     if not path.endswith(".tflite"):
-        raise ValueError(f"TFLite path {path!r} must end in .tflite")
+        raise InvalidArgument(f"TFLite path {path!r} must end in .tflite")
     if not isinstance(metadata, (bool, TFLiteMetadata)):
-        raise TypeError(f"metadata={metadata!r}; accepted: True, False or a TFLiteMetadata")
+        raise InvalidType(f"metadata={metadata!r}; accepted: True, False or a TFLiteMetadata")
     check_writable_dir(path)
     limits = thresholds_for(quantize, thresholds)  # a bad threshold fails before converting
     reference = _reference(model)
@@ -233,7 +234,7 @@ def onnx_model(model: Any, opset: int = 17) -> Any:
     """The ONNX ModelProto of `model` (or of a traced model): its frozen serving function
     through tf2onnx (`onnx_conversion`), one input `image` (float32 pixels, any batch)."""
     if not isinstance(opset, int) or not 13 <= opset <= 18:
-        raise ValueError(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
+        raise InvalidArgument(f"opset={opset!r}; accepted: 13..18 (tf2onnx 1.17)")
     with using(model) as graph:
         graph_def, image, outputs = graph.frozen_graph()
         proto = onnx_from_graph_def(graph_def, image, [t for t, _ in outputs], opset,
@@ -261,7 +262,7 @@ def to_onnx(model: Any, path: str | os.PathLike, opset: int = 17, *, verify_data
     """
     path = os.fspath(path)
     if not path.endswith(".onnx"):
-        raise ValueError(f"ONNX path {path!r} must end in .onnx")
+        raise InvalidArgument(f"ONNX path {path!r} must end in .onnx")
     check_writable_dir(path)
     limits = thresholds_for("none", thresholds)
     reference = _reference(model)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from keras_effnet.data import EVAL_CROP
+from keras_effnet.errors import InvalidArgument
 
 CENTRE_CROP = EVAL_CROP
 PROBABILITIES, LOGITS = "probabilities", "logits"
@@ -46,7 +47,7 @@ def crop_box(width: int, height: int, crop: float = CENTRE_CROP
     (`ImageProcessingOptions(region_of_interest=RectF(...))`), rounded to 6 places."""
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r}; accepted: an integer >= 1 (pixels)")
+            raise InvalidArgument(f"{name}={value!r}; accepted: an integer >= 1 (pixels)")
     side = int(min(width, height) * crop)  # as eval_crop: whole pixels
     left, top = (width - side) // 2, (height - side) // 2
     return (round(left / width, 6), round(top / height, 6), round((left + side) / width, 6),

@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument
+
 
 def float32_twin(model: Any) -> Any:
     """The same model with a float32 policy (weights copied); the model itself if it is one."""
@@ -34,8 +36,8 @@ def float32_twin(model: Any) -> Any:
            if layer.name != "image"):
         return model
     if not isinstance(model, EfficientNet):
-        raise ValueError("a mixed-precision model converts only when it is a keras_effnet "
-                         "EfficientNet (rebuilt in float32 from its config)")
+        raise InvalidArgument("a mixed-precision model converts only when it is a keras_effnet "
+                              "EfficientNet (rebuilt in float32 from its config)")
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("float32")
     try:
@@ -50,8 +52,8 @@ def float32_twin(model: Any) -> Any:
 def input_size(model: Any) -> tuple[int, int, int]:
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3 or None in shape:
-        raise ValueError(f"export needs a fixed input size; the model takes {shape}. Build it "
-                         "with input_shape=(H, W, 3)")
+        raise InvalidArgument(f"export needs a fixed input size; the model takes {shape}. Build it "
+                              "with input_shape=(H, W, 3)")
     return shape  # type: ignore[return-value]
 
 

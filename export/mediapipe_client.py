@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument
+
 
 def available() -> bool:
     """Whether MediaPipe Tasks imports here."""
@@ -43,7 +45,7 @@ def classify(path: str, images: np.ndarray) -> list[list[tuple[int, str, float]]
 
     pixels = np.asarray(images)
     if pixels.ndim != 4 or pixels.shape[-1] != 3:
-        raise ValueError(f"images of shape {pixels.shape}; accepted: (N, H, W, 3) RGB")
+        raise InvalidArgument(f"images of shape {pixels.shape}; accepted: (N, H, W, 3) RGB")
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path),
                                             max_results=-1)
     results = []
@@ -84,7 +86,8 @@ def classify_files(path: str, files: list[str], top_k: int | None = None
 
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)
                               or top_k < 1):
-        raise ValueError(f"top_k={top_k!r}; accepted: None (every category) or an integer >= 1")
+        raise InvalidArgument(f"top_k={top_k!r}; accepted: None (every category) or an integer "
+                              ">= 1")
     kind = output_kind(path)
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=path),

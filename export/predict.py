@@ -24,6 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument, MissingFile
+from keras_effnet.runs import RunFolder, choose_labels
+
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
 
 
@@ -32,9 +35,9 @@ class _Model:
 
     def __init__(self, path: str, num_threads: int) -> None:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"model file not found: {path!r}")
+            raise MissingFile(f"model file not found: {path!r}")
         if not path.endswith(MODEL_SUFFIXES):
-            raise ValueError(f"{path!r}: accepted models end in {', '.join(MODEL_SUFFIXES)}")
+            raise InvalidArgument(f"{path!r}: accepted models end in {', '.join(MODEL_SUFFIXES)}")
         from keras_effnet.export.contract import model_output_kind, output_kind
 
         self.labels: list[str] | None = None
@@ -70,15 +73,15 @@ class _Model:
             self._own_labels(_onnx_labels(props.get(ONNX_LABELS_KEY), path),
                              "the file's ONNX metadata")
         if len(shape) != 2 or not all(isinstance(v, int) for v in shape) or shape[0] != shape[1]:
-            raise ValueError(f"{path!r} takes images of {shape}; predict needs a fixed square "
-                             "input size")
+            raise InvalidArgument(f"{path!r} takes images of {shape}; predict needs a fixed square "
+                                  "input size")
         self.resolution = shape[0]
-        if self.labels is None:
-            summary = os.path.join(os.path.dirname(path) or ".", "summary.json")
-            self._own_labels(_run_labels(summary), f"{summary} (the run's data)")
+        chosen = choose_labels(own=self.labels, own_source=self.labels_source,
+                               run=RunFolder.beside(path))  # else the run's, else indices
+        self.labels, self.labels_source = chosen.names, chosen.source
         if self.labels is not None and isinstance(classes, int) and len(self.labels) != classes:
-            raise ValueError(f"{path}: {len(self.labels)} labels from {self.labels_source} for "
-                             f"a model with {classes} outputs; they must agree")
+            raise InvalidArgument(f"{path}: {len(self.labels)} labels from {self.labels_source} "
+                                  f"for a model with {classes} outputs; they must agree")
 
     def _own_labels(self, labels: list[str] | None, source: str) -> None:
         if self.labels is None and labels:
@@ -93,23 +96,13 @@ def _onnx_labels(text: str | None, path: str) -> list[str] | None:
     if text is None:
         return None
     if len(text) > MAX_LABELS_BYTES:
-        raise ValueError(f"{path}: its labels are larger than {MAX_LABELS_BYTES >> 20} MiB, far "
-                         "above any real label set; refused")
+        raise InvalidArgument(f"{path}: its labels are larger than {MAX_LABELS_BYTES >> 20} MiB, "
+                              "far above any real label set; refused")
     try:
         return check_labels(json.loads(text))
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: its labels (metadata_props) are not a list of class names "
-                         f"({err})") from None
-
-
-def _run_labels(summary: str) -> list[str] | None:
-    """The class names an `effnet train` run recorded in its summary.json, if any."""
-    try:
-        with open(summary, encoding="utf-8") as f:
-            names = json.load(f)["data"]["class_names"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return [str(name) for name in names] if isinstance(names, list) else None
+        raise InvalidArgument(f"{path}: its labels (metadata_props) are not a list of class names "
+                              f"({err})") from None
 
 
 def image_files(paths: Sequence[str]) -> list[str]:
@@ -161,33 +154,33 @@ def load_image(path: str, resolution: int, max_pixels: int = MAX_PIXELS) -> np.n
         try:
             data = tf.io.read_file(path).numpy()
         except tf.errors.NotFoundError:
-            raise ValueError(f"{path}: no such file") from None
+            raise InvalidArgument(f"{path}: no such file") from None
         except tf.errors.OpError as err:
-            raise ValueError(f"{path}: cannot be read ({reason(err)})") from None
+            raise InvalidArgument(f"{path}: cannot be read ({reason(err)})") from None
     else:
         try:
             with open(path, "rb") as f:
                 data = f.read(MAX_IMAGE_BYTES + 1)
         except FileNotFoundError:
-            raise ValueError(f"{path}: no such file") from None
+            raise InvalidArgument(f"{path}: no such file") from None
         except IsADirectoryError:
-            raise ValueError(f"{path}: a folder, not an image file") from None
+            raise InvalidArgument(f"{path}: a folder, not an image file") from None
         except PermissionError:
-            raise ValueError(f"{path}: permission denied") from None
+            raise InvalidArgument(f"{path}: permission denied") from None
         except OSError as err:
-            raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
+            raise InvalidArgument(f"{path}: cannot be read ({err.strerror or err})") from None
     # the formats tf.io.decode_image reads, by their first bytes
     formats = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",),
                "GIF": (b"GIF87a", b"GIF89a"), "BMP": (b"BM",), "JPEG XL": (
                    b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")}
     if not data:
-        raise ValueError(f"{path}: not an image (an empty file)")
+        raise InvalidArgument(f"{path}: not an image (an empty file)")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"{path}: file too large for an image (over {MAX_IMAGE_BYTES >> 20} "
-                         "MiB)")
+        raise InvalidArgument(f"{path}: file too large for an image (over {MAX_IMAGE_BYTES >> 20} "
+                              "MiB)")
     if not (any(data.startswith(magic) for magics in formats.values() for magic in magics)
             or data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        raise ValueError(f"{path}: not an image (not {', '.join(formats)} or WebP)")
+        raise InvalidArgument(f"{path}: not an image (not {', '.join(formats)} or WebP)")
     width, height, animated = _header(data, path, max_pixels)
     try:
         if animated:  # the first frame only (TensorFlow's decoder decodes every frame)
@@ -195,7 +188,7 @@ def load_image(path: str, resolution: int, max_pixels: int = MAX_PIXELS) -> np.n
         else:
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
     except (tf.errors.OpError, ValueError, OSError) as err:
-        raise ValueError(f"{path}: not an image ({reason(err)})") from None
+        raise InvalidArgument(f"{path}: not an image ({reason(err)})") from None
     return eval_crop(image, resolution).numpy()
 
 
@@ -219,9 +212,9 @@ def _header(data: bytes, path: str, max_pixels: int) -> tuple[int, int, bool]:
     finally:
         Image.MAX_IMAGE_PIXELS = guard
     if width * height > max_pixels:
-        raise ValueError(f"{path}: image too large ({width}x{height} = "
-                         f"{width * height / 1e6:.0f} MP, above max_pixels={max_pixels:,}); "
-                         "to classify it, raise the limit: max_pixels=N")
+        raise InvalidArgument(f"{path}: image too large ({width}x{height} = "
+                              f"{width * height / 1e6:.0f} MP, above max_pixels={max_pixels:,}); "
+                              "to classify it, raise the limit: max_pixels=N")
     return width, height, animated
 
 
@@ -250,7 +243,7 @@ def predict(model: str | os.PathLike, images: Sequence[str] | str, top_k: int = 
 
     for name, value in (("top_k", top_k), ("max_pixels", max_pixels)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r}; accepted: an integer >= 1")
+            raise InvalidArgument(f"{name}={value!r}; accepted: an integer >= 1")
     path = os.fspath(model)
     loaded = _Model(path, num_threads)
     files = image_files([images] if isinstance(images, str) else list(images))

@@ -10,7 +10,7 @@ separate `Activation` layers, which TFMOT's default registry quantizes after swi
 TFLite's fixed-range int8 LOGISTIC after sigmoid.
 
 TFMOT is imported only inside these functions: importing it sets `TF_USE_LEGACY_KERAS=1` for
-the whole process (DESIGN.md, decision 10).
+the whole process (docs/design.md, "Export").
 
 Example:
     >>> qat = quantization_aware(model, "synthetic")  # compiled; fit it a few epochs
@@ -21,6 +21,8 @@ Example:
 from __future__ import annotations
 
 from typing import Any
+
+from keras_effnet.errors import InvalidArgument, InvalidType
 
 QAT_LEARNING_RATE = 1e-4  # fine-tuning an already trained float model: small steps only
 
@@ -82,8 +84,8 @@ def quantization_aware(model: Any, representative_data: Any = None, *,
     from keras_effnet.model import EfficientNet
 
     if not isinstance(model, EfficientNet):
-        raise TypeError(f"quantization_aware needs a keras_effnet EfficientNet (from build() or "
-                        f"load_model()); got {type(model).__name__}")
+        raise InvalidType(f"quantization_aware needs a keras_effnet EfficientNet (from build() or "
+                          f"load_model()); got {type(model).__name__}")
     model = float32_twin(model)
     images = (None if representative_data is None else  # bad data fails before the slow part
               calibration_images(representative_data, input_size(model), calibration_steps))
@@ -171,7 +173,7 @@ def fine_tune(model: Any, data: Any, *, epochs: int = 2, batch_size: int = 32,
     from keras_effnet.train import Recipe
 
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+        raise InvalidArgument(f"epochs={epochs!r}; accepted: an integer >= 1")
     recipe = Recipe.short()
     dataset = load(data, resolution=input_size(model)[0], batch_size=batch_size, seed=seed,
                    num_classes=model.output_shape[-1],

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument, MissingFile
+
 
 class TFLiteRunner:
     """A `.tflite` file (or flatbuffer bytes) in `ai_edge_litert.interpreter.Interpreter`."""
@@ -80,12 +82,12 @@ class ONNXRunner:
 
 def runner_for(path: str, num_threads: int = 2) -> Any:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"artifact not found: {path!r}")
+        raise MissingFile(f"artifact not found: {path!r}")
     if path.endswith(".tflite"):
         return TFLiteRunner(path, num_threads)
     if path.endswith(".onnx"):
         return ONNXRunner(path, num_threads)
-    raise ValueError(f"{path!r}: accepted artifacts end in .tflite or .onnx")
+    raise InvalidArgument(f"{path!r}: accepted artifacts end in .tflite or .onnx")
 
 
 def median_latency_ms(runner: Any, image: np.ndarray, repeats: int = 20, warmup: int = 3) -> float:

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument
 from keras_effnet.export.bias_correction import bias_corrected
 from keras_effnet.export.graph import (Traced, deployable, input_size, is_quantization_aware,
                                        using)
@@ -32,8 +33,9 @@ def calibration_images(representative_data: Any, shape: tuple[int, int, int],
     Raises ValueError for empty data, a wrong image shape, or a non-numeric dtype.
     """
     if representative_data is None:
-        raise ValueError("quantize='int8' needs representative_data: a float array of images "
-                         f"{shape}, a tf.data.Dataset of them, or a data spec like 'synthetic'")
+        raise InvalidArgument("quantize='int8' needs representative_data: a float array of "
+                              f"images {shape}, a tf.data.Dataset of them, or a data spec like "
+                              "'synthetic'")
     if isinstance(representative_data, str):
         from keras_effnet.data import examples
 
@@ -47,15 +49,15 @@ def calibration_images(representative_data: Any, shape: tuple[int, int, int],
     else:
         images = np.asarray(representative_data)
     if images.dtype.kind not in "fiu":
-        raise ValueError(f"representative_data has dtype {images.dtype}; accepted: float or "
-                         "integer pixels in [0, 255]")
+        raise InvalidArgument(f"representative_data has dtype {images.dtype}; accepted: float or "
+                              "integer pixels in [0, 255]")
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape):
-        raise ValueError(f"representative_data has shape {images.shape}; the model takes "
-                         f"images of {shape} (batch, height, width, channels)")
+        raise InvalidArgument(f"representative_data has shape {images.shape}; the model takes "
+                              f"images of {shape} (batch, height, width, channels)")
     if len(images) == 0:
-        raise ValueError("representative_data is empty: give at least one image")
+        raise InvalidArgument("representative_data is empty: give at least one image")
     return images[:steps].astype("float32")
 
 
@@ -75,17 +77,17 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
     import tensorflow as tf
 
     if quantize not in QUANTIZE_MODES:
-        raise ValueError(f"quantize={quantize!r}; accepted: {', '.join(QUANTIZE_MODES)}")
+        raise InvalidArgument(f"quantize={quantize!r}; accepted: {', '.join(QUANTIZE_MODES)}")
     if io_dtype not in IO_DTYPES:
-        raise ValueError(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
+        raise InvalidArgument(f"io_dtype={io_dtype!r}; accepted: {', '.join(IO_DTYPES)}")
     if io_dtype != "float32" and quantize != "int8":
-        raise ValueError(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
+        raise InvalidArgument(f"io_dtype={io_dtype!r} needs quantize='int8' (got {quantize!r})")
     if not isinstance(bias_correction, bool):
-        raise ValueError(f"bias_correction={bias_correction!r}; accepted: True or False")
+        raise InvalidArgument(f"bias_correction={bias_correction!r}; accepted: True or False")
     quantization_aware = is_quantization_aware(model)
     if quantization_aware and quantize != "int8":
-        raise ValueError(f"a quantization-aware model converts with quantize='int8' only "
-                         f"(got {quantize!r}); export the float model for the other modes")
+        raise InvalidArgument(f"a quantization-aware model converts with quantize='int8' only "
+                              f"(got {quantize!r}); export the float model for the other modes")
     reference = model.model if isinstance(model, Traced) else model
     images = (calibration_images(representative_data, input_size(reference), calibration_steps)
               if quantize == "int8" else None)  # bad data fails before the slow trace

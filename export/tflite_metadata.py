@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument, InvalidType
+
 METADATA_BUFFER = "TFLITE_METADATA"
 LABELS_FILE = "labels.txt"
 # What a labels file may take: far above any real label set (ImageNet-21k's 21 843 classes
@@ -82,8 +84,8 @@ class TFLiteMetadata:
     def __post_init__(self) -> None:
         for key, value in asdict(self).items():
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"metadata {key}={value!r}; accepted: a non-empty string or "
-                                 "None")
+                raise InvalidArgument(f"metadata {key}={value!r}; accepted: a non-empty string or "
+                                      "None")
 
 
 class _Table:
@@ -169,20 +171,20 @@ def metadata_table(model: Any, info: TFLiteMetadata, labels: list[str] | None,
     `output`: the output's kind (probabilities or logits: `contract.OUTPUT_KINDS`), written
     as its name; `input_note`: appended to the input's description (the input contract)."""
     if output not in OUTPUT_NAMES:
-        raise ValueError(f"output={output!r}; accepted: {', '.join(OUTPUT_NAMES)}")
+        raise InvalidArgument(f"output={output!r}; accepted: {', '.join(OUTPUT_NAMES)}")
     probabilities = output == "probabilities"
     image, outputs = _tensor_info(model)
     if len(image["shape"]) != 4 or image["shape"][-1] != 3:
-        raise ValueError(f"image-classifier metadata needs one (1, H, W, 3) RGB input; the "
-                         f"model takes {list(image['shape'])}")
+        raise InvalidArgument(f"image-classifier metadata needs one (1, H, W, 3) RGB input; the "
+                              f"model takes {list(image['shape'])}")
     dtype = image["dtype"]
     mean, std = input_normalization(dtype, image["quantization"])
     height, width = (int(v) for v in image["shape"][1:3])
     classes = int(outputs[0]["shape"][-1])
     if labels is not None and (len(outputs) != 1 or classes != len(labels)):
-        raise ValueError(f"{len(labels)} labels for a model whose output has {classes} "
-                         f"scores{'' if len(outputs) == 1 else f' ({len(outputs)} outputs)'}; "
-                         "they must agree")
+        raise InvalidArgument(f"{len(labels)} labels for a model whose output has {classes} "
+                              f"scores{'' if len(outputs) == 1 else f' ({len(outputs)} outputs)'}; "
+                              "they must agree")
     score = OUTPUT_NAMES[output]
     input_meta = _Table(
         "TensorMetadata", name="image",
@@ -255,12 +257,13 @@ def with_metadata(flatbuffer: bytes, info: TFLiteMetadata, labels: list[str] | N
 def check_labels(labels: Any) -> list[str]:
     """Labels as a list of non-empty one-line strings, or a clear error."""
     if isinstance(labels, str) or not hasattr(labels, "__iter__"):
-        raise TypeError(f"labels={labels!r}; accepted: a list of class names")
+        raise InvalidType(f"labels={labels!r}; accepted: a list of class names")
     labels = list(labels)
     bad = [label for label in labels if not isinstance(label, str) or not label.strip()
            or "\n" in label or "\r" in label]
     if not labels or bad:
-        raise ValueError(f"labels must be non-empty one-line strings; got {bad[:3] or labels!r}")
+        raise InvalidArgument("labels must be non-empty one-line strings; got "
+                              f"{bad[:3] or labels!r}")
     return labels
 
 
@@ -271,25 +274,26 @@ def read_labels_file(path: str) -> list[str]:
         with open(path, "rb") as f:
             data = f.read(MAX_LABELS_BYTES + 1)
     except OSError as err:
-        raise ValueError(f"{path}: cannot read the labels file ({err.strerror})") from None
+        raise InvalidArgument(f"{path}: cannot read the labels file ({err.strerror})") from None
     return _labels(data, path, "labels file")
 
 
 def _labels(data: bytes, source: str, what: str) -> list[str]:
     """The class names of a labels file's bytes, checked; errors name `source` and `what`."""
     if len(data) > MAX_LABELS_BYTES:
-        raise ValueError(f"{source}: its {what} is larger than {MAX_LABELS_BYTES >> 20} MiB, "
-                         "far above any real label set; refused")
+        raise InvalidArgument(f"{source}: its {what} is larger than {MAX_LABELS_BYTES >> 20} MiB, "
+                              "far above any real label set; refused")
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise ValueError(f"{source}: its {what} is not UTF-8 text (byte {err.start})") from None
+        raise InvalidArgument(f"{source}: its {what} is not UTF-8 text (byte {err.start})") \
+            from None
     while lines and not lines[-1].strip():
         lines.pop()
     try:
         return check_labels(lines)
     except ValueError as err:
-        raise ValueError(f"{source}: its {what}: {err}") from None
+        raise InvalidArgument(f"{source}: its {what}: {err}") from None
 
 
 def strip_associated_files(data: bytes) -> bytes:
@@ -321,19 +325,20 @@ def read_labels(model: str | bytes, classes: int | None = None,
             except KeyError:
                 return None
             if entry.file_size > MAX_LABELS_BYTES:
-                raise ValueError(f"{source}: its {LABELS_FILE} claims {entry.file_size:,} bytes, "
-                                 f"far above any real label set (at most "
-                                 f"{MAX_LABELS_BYTES >> 20} MiB); refused")
+                raise InvalidArgument(f"{source}: its {LABELS_FILE} claims {entry.file_size:,} "
+                                      f"bytes, far above any real label set (at most "
+                                      f"{MAX_LABELS_BYTES >> 20} MiB); refused")
             with archive.open(entry) as f:
                 data = f.read(MAX_LABELS_BYTES + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
             NotImplementedError, RuntimeError, OSError) as err:
-        raise ValueError(f"{source}: its attached {LABELS_FILE} cannot be read: the archive is "
-                         f"broken or unsupported ({str(err) or type(err).__name__})") from None
+        raise InvalidArgument(f"{source}: its attached {LABELS_FILE} cannot be read: the archive "
+                              f"is broken or unsupported ({str(err) or type(err).__name__})") \
+            from None
     labels = _labels(data, source, LABELS_FILE)
     if classes is not None and len(labels) != classes:
-        raise ValueError(f"{source}: its {LABELS_FILE} has {len(labels)} labels for a model with "
-                         f"{classes} outputs; they must agree")
+        raise InvalidArgument(f"{source}: its {LABELS_FILE} has {len(labels)} labels for a model "
+                              f"with {classes} outputs; they must agree")
     return labels
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument, UserError
 from keras_effnet.export.contract import PROBABILITIES, model_output_kind, shown_scores
 from keras_effnet.export.runtime import median_latency_ms, runner_for
 
@@ -52,8 +53,9 @@ _FRACTIONS = ("min_agreement", "min_decisive_agreement", "near_tie_margin", "max
 _COUNTS = ("min_decisive_images",)
 
 
-class VerificationError(RuntimeError):
-    """An artifact disagrees with its Keras model beyond the thresholds; `.report` says how."""
+class VerificationError(UserError, RuntimeError):
+    """An artifact disagrees with its Keras model beyond the thresholds; `.report` says how
+    (a user error: `effnet` reports it in one line)."""
 
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
@@ -72,18 +74,18 @@ def thresholds_for(kind: str, overrides: dict[str, float | None] | None = None
         15
     """
     if kind not in THRESHOLDS:
-        raise ValueError(f"quantize={kind!r}; accepted: {', '.join(THRESHOLDS)}")
+        raise InvalidArgument(f"quantize={kind!r}; accepted: {', '.join(THRESHOLDS)}")
     limits = dict(THRESHOLDS[kind])
     for key, value in (overrides or {}).items():
         if key not in limits:
-            raise ValueError(f"unknown threshold {key!r}; accepted: {', '.join(limits)}")
+            raise InvalidArgument(f"unknown threshold {key!r}; accepted: {', '.join(limits)}")
         fraction, count = key in _FRACTIONS, key in _COUNTS
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                   or math.isnan(value) or value < 0 or fraction and value > 1
                                   or count and value != int(value)):
-            raise ValueError(f"{key}={value!r}; accepted: "
-                             + ("a number in [0, 1]" if fraction else "a whole number >= 0"
-                                if count else "a number >= 0") + ", or None (not gated)")
+            raise InvalidArgument(f"{key}={value!r}; accepted: "
+                                  + ("a number in [0, 1]" if fraction else "a whole number >= 0"
+                                     if count else "a number >= 0") + ", or None (not gated)")
         limits[key] = value
     return limits
 

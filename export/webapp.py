@@ -44,6 +44,7 @@ import urllib.parse
 from http import HTTPStatus
 from typing import Any
 
+from keras_effnet.errors import InvalidArgument, MissingFile
 from keras_effnet.export.contract import CENTRE_CROP, output_kind
 from keras_effnet.files import check_writable_dir
 
@@ -73,15 +74,16 @@ def _model_facts(path: str) -> dict[str, Any]:
     from keras_effnet.export.tflite_metadata import model_root, read_labels, read_metadata
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path!r}")
+        raise MissingFile(f"model file not found: {path!r}")
     if not path.endswith(".tflite"):
-        raise ValueError(f"model={path!r}; accepted: a .tflite file with image-classifier "
-                         "metadata (`effnet export` writes one)")
+        raise InvalidArgument(f"model={path!r}; accepted: a .tflite file with image-classifier "
+                              "metadata (`effnet export` writes one)")
     with open(path, "rb") as f:
         data = f.read()
     if data[4:8] != b"TFL3":  # the TFLite schema's file identifier
-        raise ValueError(f"{path}: not a TFLite file (no TFL3 identifier); accepted: a .tflite "
-                         "file with image-classifier metadata (`effnet export` writes one)")
+        raise InvalidArgument(f"{path}: not a TFLite file (no TFL3 identifier); accepted: a "
+                              ".tflite file with image-classifier metadata (`effnet export` "
+                              "writes one)")
     try:
         root = model_root(data)
         info = read_metadata(data)
@@ -90,17 +92,17 @@ def _model_facts(path: str) -> dict[str, Any]:
         shape, type_code = [int(v) for v in tensor.ShapeAsNumpy()], tensor.Type()
         classes = int(graph.Tensors(graph.Outputs(0)).ShapeAsNumpy()[-1])
     except Exception as err:  # a flatbuffer reader on a file that is not one
-        raise ValueError(f"{path}: not a readable TFLite file ({err})") from None
+        raise InvalidArgument(f"{path}: not a readable TFLite file ({err})") from None
     if info is None:
-        raise ValueError(f"{path} has no image-classifier metadata, which MediaPipe Tasks needs "
-                         f"to load it; {_METADATA_HINT}")
+        raise InvalidArgument(f"{path} has no image-classifier metadata, which MediaPipe Tasks "
+                              f"needs to load it; {_METADATA_HINT}")
     from ai_edge_litert import schema_py_generated as schema
 
     dtype = {v: k.lower() for k, v in vars(schema.TensorType).items() if k.isupper()}[type_code]
     if dtype not in ("float32", "uint8"):
-        raise ValueError(f"{path} takes {dtype} input; MediaPipe Tasks' ImageClassifier takes "
-                         "float32 or uint8 images: export with --io_dtype=float32 (the default) "
-                         "or --io_dtype=uint8")
+        raise InvalidArgument(f"{path} takes {dtype} input; MediaPipe Tasks' ImageClassifier "
+                              "takes float32 or uint8 images: export with --io_dtype=float32 (the "
+                              "default) or --io_dtype=uint8")
     return {"name": info["name"] or os.path.splitext(os.path.basename(path))[0],
             "description": info["description"], "version": info["version"],
             "author": info["author"], "license": info["license"],
@@ -122,12 +124,12 @@ def _runtime_source(runtime: str) -> tuple[str, Any]:
                 f"not (`npm pack {TASKS_VISION}@{TASKS_VISION_VERSION}`)")
     if os.path.isfile(runtime):
         if not tarfile.is_tarfile(runtime):
-            raise ValueError(f"runtime={runtime!r} is a file but not a tarball; {accepted}")
+            raise InvalidArgument(f"runtime={runtime!r} is a file but not a tarball; {accepted}")
         with tarfile.open(runtime) as archive:
             names = set(archive.getnames())
             missing = [name for name in RUNTIME_FILES if f"package/{name}" not in names]
             if missing:
-                raise ValueError(f"runtime={runtime!r} lacks {', '.join(missing)}; {accepted}")
+                raise InvalidArgument(f"runtime={runtime!r} lacks {', '.join(missing)}; {accepted}")
             found = json.load(archive.extractfile("package/package.json"))
         source = ("tgz", runtime)
     elif os.path.isdir(runtime):
@@ -136,17 +138,17 @@ def _runtime_source(runtime: str) -> tuple[str, Any]:
             if all(os.path.isfile(os.path.join(folder, name)) for name in RUNTIME_FILES):
                 break
         else:
-            raise ValueError(f"runtime={runtime!r} holds no {TASKS_VISION} files "
-                             f"({', '.join(RUNTIME_FILES)}); {accepted}")
+            raise InvalidArgument(f"runtime={runtime!r} holds no {TASKS_VISION} files "
+                                  f"({', '.join(RUNTIME_FILES)}); {accepted}")
         with open(os.path.join(folder, "package.json"), encoding="utf-8") as f:
             found = json.load(f)
         source = ("dir", folder)
     else:
-        raise FileNotFoundError(f"runtime={runtime!r}: no such file or folder; {accepted}")
+        raise MissingFile(f"runtime={runtime!r}: no such file or folder; {accepted}")
     if (found.get("name"), found.get("version")) != (TASKS_VISION, TASKS_VISION_VERSION):
-        raise ValueError(f"runtime={runtime!r} is {found.get('name')}@{found.get('version')}; "
-                         f"the app is tested with {TASKS_VISION}@{TASKS_VISION_VERSION} only: "
-                         f"npm pack {TASKS_VISION}@{TASKS_VISION_VERSION}")
+        raise InvalidArgument(f"runtime={runtime!r} is {found.get('name')}@{found.get('version')}; "
+                              f"the app is tested with {TASKS_VISION}@{TASKS_VISION_VERSION} only: "
+                              f"npm pack {TASKS_VISION}@{TASKS_VISION_VERSION}")
     return source
 
 
@@ -169,14 +171,14 @@ def _example_files(examples: str) -> list[str]:
     from keras_effnet.data import IMAGE_SUFFIXES
 
     if not os.path.isdir(examples):
-        raise FileNotFoundError(f"examples={examples!r}: no such folder; accepted: a folder of "
-                                f"images ({', '.join(IMAGE_SUFFIXES)})")
+        raise MissingFile(f"examples={examples!r}: no such folder; accepted: a folder of "
+                          f"images ({', '.join(IMAGE_SUFFIXES)})")
     files = sorted(name for name in os.listdir(examples)
                    if name.lower().endswith(IMAGE_SUFFIXES)
                    and os.path.isfile(os.path.join(examples, name)))
     if not files:
-        raise ValueError(f"examples={examples!r} holds no image files; accepted: a folder of "
-                         f"images ({', '.join(IMAGE_SUFFIXES)})")
+        raise InvalidArgument(f"examples={examples!r} holds no image files; accepted: a folder of "
+                              f"images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
@@ -196,11 +198,11 @@ def make_app(model: str | os.PathLike, out: str | os.PathLike,
     """
     model, out = os.fspath(model), os.fspath(out)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"top_k={top_k!r}; accepted: an integer >= 1")
+        raise InvalidArgument(f"top_k={top_k!r}; accepted: an integer >= 1")
     facts = _model_facts(model)
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ValueError(f"out={out!r} exists and is not an empty folder; accepted: a new or "
-                         "empty folder (nothing was written)")
+        raise InvalidArgument(f"out={out!r} exists and is not an empty folder; accepted: a new or "
+                              "empty folder (nothing was written)")
     check_writable_dir(out)
     pictures = _example_files(os.fspath(examples)) if examples is not None else []
     source = _runtime_source(os.fspath(runtime)) if runtime is not None else ("url",
@@ -453,15 +455,15 @@ def server(folder: str | os.PathLike, port: int = 8000,
     the folder's regular files only (see `_Handler`), to a Host of LOOPBACK_NAMES or `host`."""
     folder = os.fspath(folder)
     if not os.path.isfile(os.path.join(folder, "index.html")):
-        raise FileNotFoundError(f"{folder!r} is not an app folder (no index.html); make one "
-                                "with `effnet app --model=M.tflite --out=DIR`")
+        raise MissingFile(f"{folder!r} is not an app folder (no index.html); make one "
+                          "with `effnet app --model=M.tflite --out=DIR`")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"port={port!r}; accepted: 0 (any free port) to 65535")
+        raise InvalidArgument(f"port={port!r}; accepted: 0 (any free port) to 65535")
     try:
         return _AppServer((host, port), folder)
     except OSError as err:
-        raise ValueError(f"cannot serve on {host}:{port} ({err.strerror}); pass another port, "
-                         "or 0 for any free one") from None
+        raise InvalidArgument(f"cannot serve on {host}:{port} ({err.strerror}); pass another port, "
+                              "or 0 for any free one") from None
 
 
 def serve(folder: str | os.PathLike, port: int = 8000, host: str = "127.0.0.1") -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from keras_effnet.errors import InvalidArgument, MissingFile
 from keras_effnet.files import save_model
 
 __all__ = ["load_model", "save_model"]
@@ -17,7 +18,9 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> Any:
     """Load a `.keras` model saved by this package (safe mode: no arbitrary code runs).
 
     Plain `keras.saving.load_model` works too once `keras_effnet.model` is imported (that
-    registers the `EfficientNet` class); this does the import and gives clear errors.
+    registers the `EfficientNet` class; `keras_effnet.optim` registers the optimizers and
+    schedule a compiled file holds): `import keras_effnet` alone imports no Keras, so it
+    registers nothing. This does both imports and gives clear errors.
     """
     import zipfile
 
@@ -28,10 +31,10 @@ def load_model(path: str | os.PathLike, *, compile: bool = True) -> Any:
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path!r}")
+        raise MissingFile(f"model file not found: {path!r}")
     if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-        raise ValueError(f"{path!r} is not a .keras model archive")
+        raise InvalidArgument(f"{path!r} is not a .keras model archive")
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad archive
-        raise ValueError(f"{path!r} could not be loaded as a Keras model: {err}") from None
+        raise InvalidArgument(f"{path!r} could not be loaded as a Keras model: {err}") from None

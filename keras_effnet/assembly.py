@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from keras_effnet.blocks import BLOCKS, DENSE_INITIALIZER, conv_bn, stem
-from keras_effnet.scaling import IMAGENET_MEAN, IMAGENET_STD, MIN_RESOLUTION, ModelConfig, _is_int
+from keras_effnet.checks import check_int, is_int
+from keras_effnet.errors import InvalidArgument
+from keras_effnet.schema import IMAGENET_MEAN, IMAGENET_STD, MIN_RESOLUTION, ModelConfig
 
 POOLINGS = (None, "avg", "max")
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # keras.applications' "caffe" mean, in RGB order
@@ -35,23 +37,25 @@ class BuildOptions:
     classifier_activation: str | None = "softmax"
 
     def __post_init__(self) -> None:
-        if not _is_int(self.num_classes) or self.num_classes < 1:
-            raise ValueError(f"num_classes={self.num_classes!r}; accepted: an integer >= 1")
+        check_int("num_classes", self.num_classes, 1)
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling={self.pooling!r}; accepted: None, 'avg' or 'max'")
+            raise InvalidArgument(f"pooling={self.pooling!r}; accepted: None, 'avg' or 'max'")
         if self.pooling is not None and (self.include_top or self.features_only):
-            raise ValueError(f"pooling={self.pooling!r} applies only with include_top=False "
-                             "and features_only=False (the classifier always average-pools)")
+            raise InvalidArgument(f"pooling={self.pooling!r} applies only with "
+                                  "include_top=False and features_only=False (the classifier "
+                                  "always average-pools)")
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
             object.__setattr__(self, "input_shape", shape)
-            spatial_ok = all(d is None or (_is_int(d) and d >= MIN_RESOLUTION) for d in shape[:2])
-            if len(shape) != 3 or not spatial_ok or not _is_int(shape[2]) or shape[2] < 1:
-                raise ValueError(f"input_shape={self.input_shape!r}; accepted: (height, width, "
-                                 f"channels) with height and width >= {MIN_RESOLUTION} or None")
+            spatial_ok = all(d is None or (is_int(d) and d >= MIN_RESOLUTION) for d in shape[:2])
+            if len(shape) != 3 or not spatial_ok or not is_int(shape[2]) or shape[2] < 1:
+                raise InvalidArgument(f"input_shape={self.input_shape!r}; accepted: (height, "
+                                      f"width, channels) with height and width >= "
+                                      f"{MIN_RESOLUTION} or None")
             if self.include_preprocessing and shape[2] != 3:
-                raise ValueError(f"input_shape={shape!r}: the built-in preprocessing normalises 3 "
-                                 "RGB channels; pass include_preprocessing=False for other inputs")
+                raise InvalidArgument(f"input_shape={shape!r}: the built-in preprocessing "
+                                      "normalises 3 RGB channels; pass "
+                                      "include_preprocessing=False for other inputs")
 
     @property
     def head(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_effnet.scaling import BlockConfig, ModelConfig
+from keras_effnet.schema import BlockConfig, ModelConfig
 
 # Paper / reference initialisers, as config dicts that both Keras 3 and tf_keras accept.
 CONV_INITIALIZER = {"class_name": "VarianceScaling",

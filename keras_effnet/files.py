@@ -14,14 +14,16 @@ import os
 import tempfile
 from typing import Any, Iterator
 
+from keras_effnet.errors import InvalidArgument, MissingFile, NotWritable
+
 
 def check_writable_dir(path: str) -> str:
     """Return the folder `path` will be written into, or raise a clear error why it can't."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"output folder does not exist: {folder!r} (for {path!r})")
+        raise MissingFile(f"output folder does not exist: {folder!r} (for {path!r})")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder is not writable: {folder!r} (for {path!r})")
+        raise NotWritable(f"output folder is not writable: {folder!r} (for {path!r})")
     return folder
 
 
@@ -46,7 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 def save_model(model: Any, path: str | os.PathLike) -> None:
     """Save a Keras model as `.keras`, atomically."""
     if not os.fspath(path).endswith(".keras"):
-        raise ValueError(f"model path {os.fspath(path)!r} must end in .keras")
+        raise InvalidArgument(f"model path {os.fspath(path)!r} must end in .keras")
     with atomic_path(path) as tmp:
         model.save(tmp)
 

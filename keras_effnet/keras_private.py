@@ -15,7 +15,6 @@ from typing import Any
 
 import keras
 
-from keras_effnet import _registration_ready
 from keras_effnet.files import atomic_path, write_json
 
 # (owner, private name): the hooks overridden or read below
@@ -129,7 +128,3 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             self.model.save_weights(staged)
         write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen},
                    self._training_metadata_path)
-
-
-COMPLETE = True  # the Keras registration hook waits for this line (keras_effnet/__init__.py)
-_registration_ready()

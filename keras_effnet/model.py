@@ -19,10 +19,12 @@ from typing import Any, Sequence
 import keras
 
 from keras_effnet.assembly import BuildOptions, assemble
+from keras_effnet.checks import fold_keywords, refuse_unknown, renamed_argument
+from keras_effnet.errors import InvalidArgument, InvalidType, MissingFile
 from keras_effnet.keras_private import DistributedTraining
 from keras_effnet.profile import feature_taps  # noqa: F401  (re-exported)
-from keras_effnet.scaling import (ALPHA, BETA, GAMMA, BaseNetwork, ModelConfig, fold_keywords,
-                                  refuse_unknown, renamed_argument, scale, with_training)
+from keras_effnet.scaling import scale, with_training
+from keras_effnet.schema import ModelConfig
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
 class EfficientNet(DistributedTraining, keras.Model):
@@ -60,9 +62,9 @@ class EfficientNet(DistributedTraining, keras.Model):
             names = [str(name) for name in names]
             classes = self.outputs[0].shape[-1] if len(self.outputs) == 1 else None
             if not self.build_options.include_top or classes != len(names):
-                raise ValueError(f"{len(names)} class names for a model with "
-                                 f"{classes if self.build_options.include_top else 'no'} "
-                                 "classifier outputs; they must agree")
+                raise InvalidArgument(f"{len(names)} class names for a model with "
+                                      f"{classes if self.build_options.include_top else 'no'} "
+                                      "classifier outputs; they must agree")
         self._class_names = names
 
     @property
@@ -79,42 +81,31 @@ class EfficientNet(DistributedTraining, keras.Model):
         return cls(**config)
 
 
-TRAINING_SETTINGS = ("dropout_rate", "drop_path_rate", "bn_momentum", "bn_synchronized",
-                     "drop_connect_rate")  # see `scaling.with_training`; the last is deprecated
+# The network's arguments are `scale`'s; these of them (and bn_synchronized) are training
+# settings, which a `ModelConfig` takes too (`scaling.with_training`; drop_connect_rate is the
+# deprecated name of drop_path_rate).
+NETWORK = tuple(inspect.signature(scale).parameters)[1:]
+TRAINING_SETTINGS = ("dropout_rate", "drop_path_rate", "bn_momentum", "drop_connect_rate")
 
 
-def build(
-    variant: str | ModelConfig | None = None,
-    *,
-    phi: float | None = None,
-    alpha: float = ALPHA,
-    beta: float = BETA,
-    gamma: float = GAMMA,
-    base: str | BaseNetwork | Sequence[Any] = "efficientnet",
-    base_resolution: int | None = None,
-    depth: float | None = None,
-    width: float | None = None,
-    resolution: float | None = None,
-    options: BuildOptions | None = None,
-    weights: str | os.PathLike | None = None,
-    skip_head: bool = False,
-    name: str | None = None,
-    **settings: Any,
-) -> EfficientNet:
+def build(variant: str | ModelConfig | None = None, *, options: BuildOptions | None = None,
+          weights: str | os.PathLike | None = None, skip_head: bool = False,
+          name: str | None = None, **settings: Any) -> EfficientNet:
     """Build an EfficientNet: a released variant ("b0".."b7", "lite0".."lite4", EfficientNetV2's
-    "v2-b0".."v2-b3", "v2-s", "v2-m", "v2-l"), any φ of a base (`base=`), or a
-    `ModelConfig` from `scale()`; or explicit `depth`/`width`/`resolution` multipliers of the
-    base (`build(width=2.0)`: width-only scaling; see `scale`).
+    "v2-b0".."v2-b3", "v2-s", "v2-m", "v2-l"), any φ of a base (`base=`), explicit
+    multipliers of the base, or a `ModelConfig` from `scale()`.
 
-    The arguments come in three groups:
-    - the network: `variant` or `phi` (with `alpha`, `beta`, `gamma`), `base`,
-      `base_resolution`, or `depth` / `width` / `resolution` (see `scale`);
+    The keywords come in three groups:
+    - the network: `scale`'s arguments, which `build` passes on: `phi` (with `alpha`, `beta`,
+      `gamma`), `base`, `base_resolution` (pixels), the multipliers `depth` / `width` /
+      `resolution_multiplier` (`build(width=2.0)`: width-only scaling), `depth_rounding`
+      (`build(base="efficientnetv2", depth=1.1, depth_rounding="ceil")` is V2-B1's network);
     - the input and the head, `options` (a `BuildOptions`), or its fields as keywords:
       `num_classes`, `include_top`, `input_shape`, `pooling`, `include_preprocessing`,
       `features_only`, `classifier_activation`;
-    - training settings, as keywords: `dropout_rate`, `drop_path_rate`, `bn_momentum`,
+    - training settings: `dropout_rate`, `drop_path_rate`, `bn_momentum`,
       `bn_synchronized`; given with a `ModelConfig` they replace its own
-      (`scaling.with_training`).
+      (`scaling.with_training`), and are the only network keywords it takes.
 
     Inputs are RGB pixels in [0, 255]; the model normalises them itself unless
     `include_preprocessing=False`. `input_shape=None` means the config's resolution with the
@@ -130,30 +121,24 @@ def build(
         >>> model = build(phi=0.5, num_classes=10)
     """
     options = fold_keywords(BuildOptions, options, settings, "options")
-    training = {k: settings.pop(k) for k in TRAINING_SETTINGS if k in settings}
-    refuse_unknown("build", settings, list(inspect.signature(build).parameters)[:-1]
-                   + [f.name for f in dataclasses.fields(BuildOptions)] + list(TRAINING_SETTINGS))
-    dropout_rate, drop_path_rate, bn_momentum, bn_synchronized, drop_connect_rate = (
-        training.get(k) for k in TRAINING_SETTINGS)
+    network = {k: v for k in NETWORK if (v := settings.pop(k, None)) is not None}  # None: unset
+    bn_synchronized = settings.pop("bn_synchronized", None)
+    refuse_unknown("build", settings, [*list(inspect.signature(build).parameters)[:-1], *NETWORK,
+                                       *(f.name for f in dataclasses.fields(BuildOptions)),
+                                       "bn_synchronized"])
     imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
     weights_path = None if weights is None or imagenet else _check_weights_argument(weights)
     if isinstance(variant, ModelConfig):
-        if phi is not None or (depth, width, resolution) != (None, None, None):
-            raise ValueError("pass a ModelConfig, or phi / depth / width / resolution; "
-                             "not both")
-        drop_path_rate = renamed_argument("drop_connect_rate", drop_connect_rate,
-                                          "drop_path_rate", drop_path_rate, None)
-        config = with_training(variant, dropout_rate=dropout_rate,
-                               drop_path_rate=drop_path_rate, bn_momentum=bn_momentum,
-                               bn_synchronized=bn_synchronized)
+        training = {k: network.pop(k) for k in TRAINING_SETTINGS if k in network}
+        if network:
+            raise InvalidArgument(f"pass a ModelConfig or the network's arguments "
+                                  f"({', '.join(sorted(network))}), not both")
+        training["drop_path_rate"] = renamed_argument(
+            "drop_connect_rate", training.pop("drop_connect_rate", None), "drop_path_rate",
+            training.get("drop_path_rate"), None)
+        config = with_training(variant, bn_synchronized=bn_synchronized, **training)
     else:
-        config = with_training(scale(
-            variant, phi=phi, alpha=alpha, beta=beta, gamma=gamma, base=base,
-            base_resolution=base_resolution, dropout_rate=dropout_rate,
-            drop_path_rate=0.2 if drop_path_rate is None else drop_path_rate,
-            drop_connect_rate=drop_connect_rate,
-            bn_momentum=bn_momentum,
-            depth=depth, width=width, resolution=resolution), bn_synchronized=bn_synchronized)
+        config = with_training(scale(variant, **network), bn_synchronized=bn_synchronized)
     model = EfficientNet(config, options, **({"name": name} if name else {}))
     if imagenet:
         _load_imagenet(model, skip_head)
@@ -173,8 +158,8 @@ def _load_imagenet(model: EfficientNet, skip_head: bool) -> None:
     variant = pretrained.variant_of(model.effnet_config)
     head = options.include_top and not options.features_only
     if head and options.num_classes != 1000 and not skip_head:
-        raise ValueError(f"weights='imagenet' has a 1000-class classifier; num_classes="
-                         f"{options.num_classes} needs skip_head=True (a fresh classifier)")
+        raise InvalidArgument(f"weights='imagenet' has a 1000-class classifier; num_classes="
+                              f"{options.num_classes} needs skip_head=True (a fresh classifier)")
     names = pretrained.class_names() if head and not skip_head else None  # fail before fetching
     load_weights(model, pretrained.weights_file(variant, include_top=head),
                  skip_head=skip_head or not head)
@@ -183,9 +168,9 @@ def _load_imagenet(model: EfficientNet, skip_head: bool) -> None:
 
 def _check_weights_argument(weights: Any) -> str:
     if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights={weights!r}; accepted: None or a path to a .h5, .weights.h5, "
-                        ".keras, .pth or .safetensors file")
+        raise InvalidType(f"weights={weights!r}; accepted: None or a path to a .h5, "
+                          ".weights.h5, .keras, .pth or .safetensors file")
     path = os.fspath(weights)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path!r}")
+        raise MissingFile(f"weights file not found: {path!r}")
     return path

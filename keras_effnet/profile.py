@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from keras_effnet.assembly import BuildOptions, assemble
-from keras_effnet.scaling import ModelConfig
+from keras_effnet.errors import InvalidArgument, InvalidType
+from keras_effnet.schema import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ def profile(model_or_config: Any, *, num_classes: int = 1000, include_top: bool 
         return Profile(model_or_config.name, (h, w), tuple(counter.costs))
     if hasattr(model_or_config, "layers") and hasattr(model_or_config, "inputs"):
         return _profile_model(model_or_config)
-    raise TypeError(f"profile() takes a ModelConfig or a built Keras model; got "
-                    f"{type(model_or_config).__name__}")
+    raise InvalidType(f"profile() takes a ModelConfig or a built Keras model; got "
+                      f"{type(model_or_config).__name__}")
 
 
 def feature_taps(config: ModelConfig) -> list[dict[str, Any]]:
@@ -135,28 +136,20 @@ class CountingLayers:
         return _Shape(shape)
 
     def Conv2D(self, filters: int, kernel_size: int, strides: int = 1, padding: str = "valid",
-               use_bias: bool = True, name: str = "", **_: Any):
+               use_bias: bool = True, name: str = "", depthwise: bool = False, **_: Any):
         def call(x: _Shape) -> _Shape:
             h, w, c_in = x.shape
+            out = c_in if depthwise else filters
             shape = (_out_size(h, kernel_size, strides, padding),
-                     _out_size(w, kernel_size, strides, padding), filters)
-            weights = kernel_size * kernel_size * c_in * filters
-            params = weights + (filters if use_bias else 0)
-            return self._record(name, "Conv2D", shape, params, params,
-                                weights * (shape[0] or 0) * (shape[1] or 0))
+                     _out_size(w, kernel_size, strides, padding), out)
+            weights = kernel_size * kernel_size * (1 if depthwise else c_in) * out
+            params = weights + (out if use_bias else 0)
+            return self._record(name, "DepthwiseConv2D" if depthwise else "Conv2D", shape,
+                                params, params, weights * (shape[0] or 0) * (shape[1] or 0))
         return call
 
-    def DepthwiseConv2D(self, kernel_size: int, strides: int = 1, padding: str = "valid",
-                        use_bias: bool = True, name: str = "", **_: Any):
-        def call(x: _Shape) -> _Shape:
-            h, w, c = x.shape
-            shape = (_out_size(h, kernel_size, strides, padding),
-                     _out_size(w, kernel_size, strides, padding), c)
-            weights = kernel_size * kernel_size * c
-            params = weights + (c if use_bias else 0)
-            return self._record(name, "DepthwiseConv2D", shape, params, params,
-                                weights * (shape[0] or 0) * (shape[1] or 0))
-        return call
+    def DepthwiseConv2D(self, kernel_size: int, **kwargs: Any):
+        return self.Conv2D(0, kernel_size, depthwise=True, **kwargs)
 
     def Dense(self, units: int, name: str = "", **_: Any):
         def call(x: _Shape) -> _Shape:
@@ -201,9 +194,9 @@ class CountingLayers:
 def _profile_model(model: Any) -> Profile:
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
-        raise ValueError(f"profile() needs a model with a fixed spatial input size; this one "
-                         f"takes {shape}. Build it with input_shape=(H, W, 3), or profile its "
-                         "ModelConfig with resolution=...")
+        raise InvalidArgument(f"profile() needs a model with a fixed spatial input size; this "
+                              f"one takes {shape}. Build it with input_shape=(H, W, 3), or "
+                              "profile its ModelConfig with resolution=... (pixels)")
     layers = []
     for layer in model.layers:
         params = int(sum(math.prod(v.shape) for v in layer.weights))

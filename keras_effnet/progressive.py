@@ -19,7 +19,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from keras_effnet.scaling import MIN_RESOLUTION, _is_int, _is_real
+from keras_effnet.checks import check_int, is_int, is_real
+from keras_effnet.errors import InvalidArgument, InvalidType
+from keras_effnet.schema import MIN_RESOLUTION
 
 START_FRACTION = 128 / 300  # V2-S's first size over its last: a derived schedule's start
 
@@ -65,36 +67,33 @@ class Progressive:
     name: str = "derived"
 
     def __post_init__(self) -> None:
-        if not _is_int(self.stages) or self.stages < 1:
-            raise ValueError(f"progressive stages={self.stages!r}; accepted: an integer "
-                             ">= 1")
+        check_int("stages", self.stages, 1, "progressive ")
         for label in ("start_size", "end_size"):
             value = getattr(self, label)
-            if value is not None and (not _is_int(value) or value < MIN_RESOLUTION):
-                raise ValueError(f"progressive {label}={value!r}; accepted: None or an integer "
-                                 f">= {MIN_RESOLUTION}")
+            if value is not None and (not is_int(value) or value < MIN_RESOLUTION):
+                raise InvalidArgument(f"progressive {label}={value!r}; accepted: None or an "
+                                      f"integer >= {MIN_RESOLUTION}")
         if None not in (self.start_size, self.end_size) and self.start_size > self.end_size:
-            raise ValueError(f"progressive start_size={self.start_size} is above its end_size="
-                             f"{self.end_size}; the image size grows")
+            raise InvalidArgument(f"progressive start_size={self.start_size} is above its "
+                                  f"end_size={self.end_size}; the image size grows")
         for label, high in (("dropout", 1.0), ("randaugment", 30.0), ("mixup", 1.0)):
             pair = getattr(self, label)
             if pair is None and label == "dropout":
                 continue
             ok = (isinstance(pair, (tuple, list)) and len(pair) == 2
-                  and all(_is_real(v) and 0 <= v <= high for v in pair))
+                  and all(is_real(v) and 0 <= v <= high for v in pair))
             if not ok or (label == "dropout" and pair[1] >= 1):
-                raise ValueError(f"progressive {label}={pair!r}; accepted: (start, end) in "
-                                 f"[0, {high:g}{')' if label == 'dropout' else ']'}")
+                raise InvalidArgument(f"progressive {label}={pair!r}; accepted: (start, end) in "
+                                      f"[0, {high:g}{')' if label == 'dropout' else ']'}")
             object.__setattr__(self, label, (float(pair[0]), float(pair[1])))
-        if not _is_int(self.randaugment_ops) or self.randaugment_ops < 1:
-            raise ValueError(f"progressive randaugment_ops={self.randaugment_ops!r}; accepted: "
-                             "an integer >= 1")
+        check_int("randaugment_ops", self.randaugment_ops, 1, "progressive ")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "Progressive":
         """The V2 paper's settings (its Table 6: "v2-s", "v2-m", "v2-l"), or "derived"."""
         if name not in PRESETS:
-            raise ValueError(f"progressive preset {name!r}; accepted: {', '.join(PRESETS)}")
+            raise InvalidArgument(f"progressive preset {name!r}; accepted: "
+                                  f"{', '.join(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
 
     def plan(self, epochs: int, resolution: int, dropout: float) -> list[Stage]:
@@ -102,14 +101,14 @@ class Progressive:
         whose own dropout rate is `dropout`; the epochs split as evenly as they go (earlier
         stages take the remainder). Refused when there are more stages than epochs."""
         n = self.stages
-        if not _is_int(epochs) or epochs < n:
-            raise ValueError(f"progressive learning in {n} stages needs at least {n} epochs; "
-                             f"got epochs={epochs!r} (lower --progressive_stages)")
+        if not is_int(epochs) or epochs < n:
+            raise InvalidArgument(f"progressive learning in {n} stages needs at least {n} "
+                                  f"epochs; got epochs={epochs!r} (lower --progressive_stages)")
         end = self.end_size or resolution
         start = self.start_size or max(MIN_RESOLUTION, int(round(end * START_FRACTION / 8)) * 8)
         if start > end:
-            raise ValueError(f"progressive start size {start} is above the final size {end}; "
-                             "the image size grows")
+            raise InvalidArgument(f"progressive start size {start} is above the final size "
+                                  f"{end}; the image size grows")
         drop = self.dropout or (min(0.1, dropout), dropout)
         found, first = [], 0
         for i in range(n):
@@ -128,7 +127,8 @@ class Progressive:
         return dataclasses.asdict(self)
 
 
-# The V2 paper's Table 6 (REFERENCE.md): S, M, L.
+# The V2 paper's Table 6 (docs/reference.md, "Progressive learning (EfficientNetV2, Table 6)"):
+# S, M, L.
 PRESETS = {
     "derived": Progressive(),
     "v2-s": Progressive(start_size=128, end_size=300, dropout=(0.1, 0.3), randaugment=(5, 15),
@@ -151,5 +151,5 @@ def as_progressive(value: Any) -> Progressive | None:
         return Progressive.preset(value)
     if isinstance(value, Progressive):
         return value
-    raise TypeError(f"progressive={value!r}; accepted: None, True, a preset name "
-                    f"({', '.join(PRESETS)}) or a Progressive")
+    raise InvalidType(f"progressive={value!r}; accepted: None, True, a preset name "
+                      f"({', '.join(PRESETS)}) or a Progressive")

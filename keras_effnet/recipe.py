@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from keras_effnet.data import Augment
-from keras_effnet.scaling import renamed_argument
+from keras_effnet.errors import InvalidArgument
+from keras_effnet.checks import renamed_argument
 
 
 FINE_TUNING_SHARE = 0.25  # of a recipe's learning rate, from pretrained weights
@@ -27,8 +28,9 @@ FINE_TUNING_SHARE = 0.25  # of a recipe's learning rate, from pretrained weights
 class Recipe:
     """Optimisation and regularisation settings; every field can be overridden.
 
-    `Recipe.paper()` is the reference ImageNet recipe (REFERENCE.md); `Recipe.short()` the
-    defaults for small data and few epochs (BUILD_NOTES.md explains each change).
+    `Recipe.paper()` is the reference ImageNet recipe (docs/reference.md, "Training recipe");
+    `Recipe.short()` the defaults for small data and few epochs (BUILD_NOTES.md explains each
+    change).
     `learning_rate` is per 256 images and scaled linearly by the global batch.
     """
 
@@ -62,19 +64,19 @@ class Recipe:
             "drop_connect_rate", drop_connect_rate, "drop_path_rate", self.drop_path_rate,
             Recipe.drop_path_rate))
         if self.optimizer not in ("rmsprop", "adam", "sgd"):
-            raise ValueError(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
+            raise InvalidArgument(f"optimizer={self.optimizer!r}; accepted: rmsprop, adam, sgd")
         if self.schedule not in ("exponential", "cosine"):
-            raise ValueError(f"schedule={self.schedule!r}; accepted: exponential, cosine")
+            raise InvalidArgument(f"schedule={self.schedule!r}; accepted: exponential, cosine")
         if not self.learning_rate > 0 or self.warmup_epochs < 0 or self.weight_decay < 0:
-            raise ValueError(f"learning_rate={self.learning_rate}, warmup_epochs="
-                             f"{self.warmup_epochs}, weight_decay={self.weight_decay}: "
-                             "need learning_rate > 0 and the others >= 0")
+            raise InvalidArgument(f"learning_rate={self.learning_rate}, warmup_epochs="
+                                  f"{self.warmup_epochs}, weight_decay={self.weight_decay}: "
+                                  "need learning_rate > 0 and the others >= 0")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
+            raise InvalidArgument(f"label_smoothing={self.label_smoothing!r}; accepted: [0, 1)")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
+            raise InvalidArgument(f"ema_decay={self.ema_decay!r}; accepted: None or (0, 1)")
         if self.bn_momentum is not None and not 0 < self.bn_momentum < 1:
-            raise ValueError(f"bn_momentum={self.bn_momentum!r}; accepted: None or (0, 1)")
+            raise InvalidArgument(f"bn_momentum={self.bn_momentum!r}; accepted: None or (0, 1)")
         if isinstance(self.randaugment, list):
             object.__setattr__(self, "randaugment", tuple(self.randaugment))
         Augment(self.crop_area_min, self.randaugment)  # validates those two
@@ -99,5 +101,5 @@ class Recipe:
     @classmethod
     def named(cls, name: str, **overrides: Any) -> "Recipe":
         if name not in ("paper", "short"):
-            raise ValueError(f"recipe={name!r}; accepted: 'paper' or 'short'")
+            raise InvalidArgument(f"recipe={name!r}; accepted: 'paper' or 'short'")
         return dataclasses.replace(getattr(cls, name)(), **overrides)

@@ -37,6 +37,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument
+
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # torch storage class -> numpy dtype (bfloat16 is widened to float32 on reading)
 _STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
@@ -46,7 +48,7 @@ _STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2"
 _NESTED = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(InvalidArgument):
     """The pickle asked for something a weights checkpoint has no need of."""
 
 
@@ -115,8 +117,8 @@ class _Unpickler(pickle.Unpickler):
                                         "tensor storage; refused")
         kind, key, numel = pid[1], str(pid[2]), int(pid[4])
         if len(pid) > 5 and pid[5] is not None:
-            raise ValueError(f"{self.path!r} stores a view into a storage (torch < 0.4); "
-                             "re-save it with a current torch")
+            raise InvalidArgument(f"{self.path!r} stores a view into a storage (torch < 0.4); "
+                                  "re-save it with a current torch")
         if kind not in _STORAGES:
             raise UnsafeCheckpointError(f"{self.path!r}: unknown storage type {kind!r}")
         if key not in self.storages:
@@ -135,8 +137,8 @@ def _read_zip(path: str) -> Any:
         names = archive.namelist()
         pickled = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
         if pickled is None:
-            raise ValueError(f"{path!r} is a zip archive without data.pkl: not a torch "
-                             "checkpoint")
+            raise InvalidArgument(f"{path!r} is a zip archive without data.pkl: not a torch "
+                                  "checkpoint")
         root = pickled[:-len("data.pkl")]
         unpickler = _Unpickler(io.BytesIO(archive.read(pickled)), path)
         result = unpickler.load()
@@ -154,9 +156,9 @@ def _read_legacy(path: str) -> Any:
         except (pickle.UnpicklingError, EOFError, UnsafeCheckpointError):
             magic = None
         if magic != 0x1950A86A20F9469CFC6C:
-            raise ValueError(f"{path!r} is neither a torch zip checkpoint nor a legacy torch "
-                             "file; re-save it with torch.save(model.state_dict(), path) or "
-                             "safetensors.torch.save_file")
+            raise InvalidArgument(f"{path!r} is neither a torch zip checkpoint nor a legacy torch "
+                                  "file; re-save it with torch.save(model.state_dict(), path) or "
+                                  "safetensors.torch.save_file")
         _Unpickler(f, path).load()  # protocol version
         _Unpickler(f, path).load()  # system info (endianness, type sizes)
         unpickler = _Unpickler(f, path)
@@ -168,7 +170,7 @@ def _read_legacy(path: str) -> Any:
             size = 2 if storage.dtype == "bfloat16" else np.dtype(storage.dtype).itemsize
             raw = f.read(count * size)
             if len(raw) != count * size:
-                raise ValueError(f"{path!r} is truncated (storage {key})")
+                raise InvalidArgument(f"{path!r} is truncated (storage {key})")
             storage.array = _array(raw, storage.dtype)
     return result
 
@@ -192,27 +194,27 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
         try:
             state: Any = load_file(path)
         except (SafetensorError, OSError, ValueError, TypeError) as err:
-            raise ValueError(f"{path!r} is not a readable .safetensors file: {err} (bfloat16 "
-                             "tensors need a float32 copy: tensor.float())") from None
+            raise InvalidArgument(f"{path!r} is not a readable .safetensors file: {err} (bfloat16 "
+                                  "tensors need a float32 copy: tensor.float())") from None
     else:
         try:
             state = _resolved(_read_zip(path) if zipfile.is_zipfile(path)
                               else _read_legacy(path))
         except (pickle.UnpicklingError, EOFError, KeyError, IndexError, TypeError) as err:
-            raise ValueError(f"{path!r} is not a readable torch checkpoint: {err}") from None
+            raise InvalidArgument(f"{path!r} is not a readable torch checkpoint: {err}") from None
     for key in _NESTED:  # a training checkpoint: {"state_dict": {...}, "epoch": ...}
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path!r} holds no state dict (a name -> tensor mapping)")
+        raise InvalidArgument(f"{path!r} holds no state dict (a name -> tensor mapping)")
     arrays = {}
     for name, value in state.items():
         if isinstance(value, np.ndarray):
             arrays[name[len("module."):] if name.startswith("module.") else name] = value
     if not arrays:
-        raise ValueError(f"{path!r} holds no tensors at its top level (keys "
-                         f"{list(state)[:5]})")
+        raise InvalidArgument(f"{path!r} holds no tensors at its top level (keys "
+                              f"{list(state)[:5]})")
     return arrays
 
 
@@ -237,9 +239,9 @@ LAYOUTS = {"timm": "conv_stem.weight", "efficientnet_pytorch": "_conv_stem.weigh
 def layout(state: dict[str, np.ndarray], path: str) -> str:
     found = [name for name, key in LAYOUTS.items() if key in state]
     if not found:
-        raise ValueError(f"{path!r} is not an EfficientNet checkpoint of a known layout "
-                         f"(timm: 'conv_stem.weight', efficientnet_pytorch: "
-                         f"'_conv_stem.weight'); its first keys: {list(state)[:4]}")
+        raise InvalidArgument(f"{path!r} is not an EfficientNet checkpoint of a known layout "
+                              f"(timm: 'conv_stem.weight', efficientnet_pytorch: "
+                              f"'_conv_stem.weight'); its first keys: {list(state)[:4]}")
     return found[0]
 
 
@@ -280,8 +282,8 @@ def read_torch_weights(path: str, model: Any) -> tuple[dict[str, list[np.ndarray
     """({our layer name: its arrays in Keras order}, the checkpoint tensors no layer took)."""
     config = getattr(model, "effnet_config", None)
     if config is None or any(s.kind != "mbconv" for s in config.stages):
-        raise ValueError(f"{path!r}: PyTorch EfficientNet checkpoints load into EfficientNet "
-                         "and EfficientNet-Lite (mbconv) networks only")
+        raise InvalidArgument(f"{path!r}: PyTorch EfficientNet checkpoints load into EfficientNet "
+                              "and EfficientNet-Lite (mbconv) networks only")
     state = read_state_dict(path)
     kind = layout(state, path)
     classes = {layer.name: type(layer).__name__ for layer in model.layers}

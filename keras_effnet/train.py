@@ -15,10 +15,8 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -28,14 +26,18 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_effnet.callbacks import (BestCheckpoint, HistoryCSV, KeepRawWeights, StageLog,
+                                    epoch_callbacks, read_history, save_weights_only)
 from keras_effnet.console import fit_verbosity
 from keras_effnet.data import Augment, load
-from keras_effnet.files import atomic_path, save_model, write_json
+from keras_effnet.errors import InvalidArgument, InvalidType, MissingFile
+from keras_effnet.files import write_json
 from keras_effnet.keras_private import AtomicBackup
 from keras_effnet.model import build
 from keras_effnet.optim import WarmupSchedule, apply_weight_decay, make_optimizer
 from keras_effnet.progressive import Progressive, Stage, as_progressive
 from keras_effnet.recipe import Recipe
+from keras_effnet.runs import RunData, RunFolder, RunSummary, claim_settings, prepare_folder
 from keras_effnet.scaling import ModelConfig, scale
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -47,11 +49,11 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     'mirrored': all local GPUs (all logical CPUs when there is none); 'multi_worker': reads
     TF_CONFIG; 'tpu': the TPU cluster the resolver finds."""
     if name not in STRATEGIES:
-        raise ValueError(f"strategy={name!r}; accepted: {', '.join(STRATEGIES)}")
+        raise InvalidArgument(f"strategy={name!r}; accepted: {', '.join(STRATEGIES)}")
     if name == "multi_worker":  # first: collectives must be set up before the runtime starts
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy='multi_worker' needs the TF_CONFIG environment variable "
-                             "(cluster and task); see docs/distributed.md")
+            raise InvalidArgument("strategy='multi_worker' needs the TF_CONFIG environment "
+                                  "variable (cluster and task); see docs/distributed.md")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -66,7 +68,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as err:
-        raise ValueError(f"strategy='tpu' found no TPU: {err}") from None
+        raise InvalidArgument(f"strategy='tpu' found no TPU: {err}") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -78,8 +80,8 @@ def precision_policy(mixed_precision: str) -> str:
             return PRECISIONS["bfloat16"]
         return PRECISIONS["float16" if tf.config.list_logical_devices("GPU") else "none"]
     if mixed_precision not in PRECISIONS:
-        raise ValueError(f"mixed_precision={mixed_precision!r}; accepted: auto, "
-                         f"{', '.join(PRECISIONS)}")
+        raise InvalidArgument(f"mixed_precision={mixed_precision!r}; accepted: auto, "
+                              f"{', '.join(PRECISIONS)}")
     return PRECISIONS[mixed_precision]
 
 
@@ -100,82 +102,6 @@ def zero_init(model: keras.Model, config: ModelConfig, blocks: bool = True) -> N
         kernel.assign(keras.ops.zeros_like(kernel))
 
 
-class HistoryCSV(keras.callbacks.Callback):
-    """CSV history that continues across restarts: rows of epochs a resumed run redoes are
-    dropped first, so the file always reads 0, 1, 2, … once each."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path, self._started = path, False
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        if not self._started:
-            self._started = True
-            rows = [r for r in read_history(self.path) if int(r["epoch"]) < epoch]
-            self._write(rows)
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        lr = self.model.optimizer.learning_rate
-        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
-               "lr": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
-        self._write(read_history(self.path) + [row])
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        keys = sorted({k for r in rows for k in r} - {"epoch"})
-        with atomic_path(self.path) as staged, open(staged, "w", newline="",
-                                                    encoding="utf-8") as f:
-            writer = csv.DictWriter(f, ["epoch", *keys])
-            writer.writeheader()
-            writer.writerows(rows)
-
-
-def read_history(path: str) -> list[dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items() if v != ""}
-                for r in csv.DictReader(f)]
-
-
-class BestCheckpoint(keras.callbacks.Callback):
-    """Keep the model with the best validation accuracy, written atomically, its score in a
-    JSON file beside it; a resumed run starts from that score, so it keeps a better file."""
-
-    def __init__(self, path: str, monitor: str = "val_accuracy", options: Any = None) -> None:
-        super().__init__()
-        self.path, self.monitor, self.best, self.options = path, monitor, -math.inf, options
-        self.score_path, self._begun = os.path.splitext(path)[0] + ".json", False
-        self._twin: Any = None
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        resumed = epoch > 0 and not self._begun  # BackupAndRestore skipped finished epochs
-        self._begun = True
-        if resumed and os.path.exists(self.path) and os.path.exists(self.score_path):
-            with open(self.score_path, encoding="utf-8") as f:
-                self.best = float(json.load(f)[self.monitor])
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value > self.best:
-            self.best = float(value)
-            self._twin = save_weights_only(self.model, self.path, self._twin, self.options)
-            write_json({"epoch": epoch, self.monitor: self.best}, self.score_path)
-
-
-def save_weights_only(model: Any, path: str, twin: Any = None, options: Any = None) -> Any:
-    """Write `model` as a `.keras` file without its optimizer: an uncompiled copy (`twin`,
-    made once and returned for reuse) holding its current weights, built with `options`
-    (default: the model's; a progressive run's free-size model is saved at its final size).
-    Resuming needs the optimizer state, and the backup keeps it; a deliverable does not, and
-    with Adam's two moments it would be three times the size."""
-    if twin is None:
-        twin = type(model)(model.effnet_config, options or model.build_options, name=model.name,
-                           class_names=model.class_names)
-    twin.set_weights(model.get_weights())
-    save_model(twin, path)
-    return twin
-
-
 def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     """(worker count, this worker's index) of a multi-worker cluster; the chief (or worker 0
     when there is no chief) is index 0. (1, 0) outside a cluster."""
@@ -186,27 +112,6 @@ def _worker(strategy: tf.distribute.Strategy) -> tuple[int, int]:
     tasks = [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, [])))]
     me = (resolver.task_type, resolver.task_id)
     return (len(tasks), tasks.index(me)) if me in tasks else (1, 0)
-
-
-def _claim_backup(backup: str, settings: dict[str, Any]) -> None:
-    """Mark `backup` as this run's, or check that the unfinished run in it had these settings:
-    resuming another run's checkpoint (other data, model or epochs) would go on silently with
-    the wrong weights and schedule."""
-    settings = json.loads(json.dumps(settings, default=str))  # the form it takes in the file
-    path = os.path.join(backup, "run.json")
-    checkpointed = os.path.isdir(backup) and set(os.listdir(backup)) - {"run.json"}
-    if checkpointed and os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-        changed = sorted(k for k in settings.keys() | previous.keys()
-                         if settings.get(k) != previous.get(k))
-        if changed:
-            raise ValueError(f"{backup!r} holds an unfinished run with other settings "
-                             f"({', '.join(changed)} differ): rerun that run's command to resume "
-                             "it, or delete the folder to start over")
-        return
-    os.makedirs(backup, exist_ok=True)
-    write_json(settings, path)
 
 
 def starting_weights(config: ModelConfig, weights: Any, skip_head: bool
@@ -220,32 +125,22 @@ def starting_weights(config: ModelConfig, weights: Any, skip_head: bool
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return None, skip_head, "none (from scratch)"
     if isinstance(weights, str) and weights.lower() == "auto":
-        try:
-            variant = pretrained.variant_of(config)
-        except ValueError:
+        variant = pretrained.released_variant(config)
+        if variant is None:
             return None, skip_head, f"none (from scratch: {config.name} has no ImageNet weights)"
         try:
             pretrained.weights_file(variant)  # the file `build` loads, cached for it
         except ValueError as err:
-            raise ValueError(f"{variant} starts from its ImageNet weights by default, which "
-                             f"cannot be had here: {err}. Train from scratch with weights=None "
-                             "(--weights=none)") from None
+            raise InvalidArgument(f"{variant} starts from its ImageNet weights by default, "
+                                  f"which cannot be had here: {err}. Train from scratch with "
+                                  "weights=None (--weights=none)") from None
         return "imagenet", True, f"imagenet ({variant}'s ImageNet weights, new head)"
     if isinstance(weights, str) and weights.lower() == "imagenet":
         return "imagenet", skip_head, ("imagenet" + (", new head" if skip_head else ""))
     if not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights file not found: {os.fspath(weights)!r}")
+        raise MissingFile(f"weights file not found: {os.fspath(weights)!r}")
     path = os.path.abspath(weights)
     return path, skip_head, path + (", new head" if skip_head else "")
-
-
-def _prepare_out(out: str) -> None:
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as err:
-        raise PermissionError(f"cannot create output folder {out!r}: {err}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder is not writable: {out!r}")
 
 
 def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs: int = 25,
@@ -257,6 +152,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
     The class count comes from the data; `num_classes`, when given, must agree with it.
+    `resolution` (default: the model's own) is the size the run trains, validates and saves
+    the model at; one other than the model's own is said in a UserWarning (its config keeps
+    its own size).
     `weights` ("imagenet", or any file `build` loads: keras.applications, `.pth`,
     `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the
     data's label set a fresh classifier. The recipe's zero-init then touches that fresh
@@ -277,15 +175,17 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     the stage that epoch belongs to.
     """
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r}; accepted: an integer >= 1")
+        raise InvalidArgument(f"epochs={epochs!r}; accepted: an integer >= 1")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}; accepted: an integer >= 1")
+        raise InvalidArgument(f"batch_size={batch_size!r}; accepted: an integer >= 1")
     named_recipe = isinstance(recipe, str)
     recipe = Recipe.named(recipe) if named_recipe else recipe
     config = scale(model) if isinstance(model, str) else model
     if not isinstance(config, ModelConfig):
-        raise TypeError(f"model={model!r}; accepted: a variant name or a ModelConfig")
-    resolution = resolution or config.resolution
+        raise InvalidType(f"model={model!r}; accepted: a variant name or a ModelConfig")
+    if resolution and resolution != config.resolution:  # the size the run saves, on record
+        config = dataclasses.replace(config, resolution=resolution)
+    resolution = config.resolution
     schedule = as_progressive(progressive)
     stages = None if schedule is None else schedule.plan(
         epochs, resolution, config.dropout_rate if recipe.dropout_rate is None
@@ -298,8 +198,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     policy = precision_policy(mixed_precision)
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"global batch_size={batch_size} cannot be split evenly across "
-                         f"{replicas} replicas; use a multiple of {replicas}")
+        raise InvalidArgument(f"global batch_size={batch_size} cannot be split evenly across "
+                              f"{replicas} replicas; use a multiple of {replicas}")
     workers, worker_index = _worker(dist)
     chief = worker_index == 0
     keras.utils.set_random_seed(seed)
@@ -307,7 +207,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
                    augment=Augment(recipe.crop_area_min, recipe.randaugment),
                    shard=shard, num_classes=num_classes)
-    _prepare_out(out)  # after the data checks: bad data leaves no folder behind
+    prepare_folder(out)  # after the data checks: bad data leaves no folder behind
     # Non-chief workers write their copies where nobody reads them (collectives need them all).
     write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
     steps = dataset.train_size // batch_size if dataset.train_size > 0 else None
@@ -326,18 +226,23 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         # with the chief creating it).
         backup = os.path.join(out, "backup") if chief else os.path.join(
             out, f"backup_{dist.cluster_resolver.task_type}_{dist.cluster_resolver.task_id}")
-        _claim_backup(backup, {
+        # Resuming another run's checkpoint (other data, model or epochs) would go on silently
+        # with the wrong weights and schedule: only a folder holding no checkpoint is claimed.
+        claim_settings(os.path.join(backup, "run.json"), {
             "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
             "data": str(dataset.spec), "epochs": epochs, "global_batch_size": batch_size,
             "resolution": resolution, "mixed_precision": policy, "seed": seed,
             # fine-tuning: the starting weights (absent before training from scratch)
             "weights": None if source is None else [source, skip_head],
-            **({"progressive": schedule.to_dict()} if schedule else {})})
+            **({"progressive": schedule.to_dict()} if schedule else {})},
+            "an unfinished run with other settings", "rerun that run's command to resume it, "
+            "or delete the folder to start over",
+            check=os.path.isdir(backup) and bool(set(os.listdir(backup)) - {"run.json"}))
         history = os.path.join(write_dir, "history.csv")
         started = time.time()
         if stages is None:
             net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
-                    callbacks=_callbacks(recipe, history, backup, write_dir, final),
+                    callbacks=epoch_callbacks(recipe, history, backup, write_dir, final),
                     verbose=fit_verbosity(verbose), shuffle=False)  # tf.data shuffles
             stage_rows = None
         else:
@@ -350,24 +255,22 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         save_weights_only(net, os.path.join(write_dir, "model.keras"), options=final)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    summary = {
-        "model": net.name, "config": config.to_dict(), "recipe": dataclasses.asdict(recipe),
-        "data": dataset.describe(), "epochs": epochs, "global_batch_size": batch_size,
-        "replicas": replicas, "strategy": f"{strategy} ({type(dist).__name__})",
-        "mixed_precision": policy, "seed": seed,
-        "validation": {k: float(v) for k, v in scores.items()},
-        "initial_weights": source, "weights": start,
-        "fit_seconds_this_run": round(fit_seconds, 2),
-        "history": read_history(history),
-        "artifacts": {"model": "model.keras", "best": "best.keras", "best_score": "best.json",
-                      "history": "history.csv", "tensorboard": "logs"},
-    }
-    if schedule is not None:
-        summary["progressive"] = {"schedule": schedule.to_dict(), "stages": stage_rows}
-    write_json(summary, os.path.join(write_dir, "summary.json"))
+    summary = RunSummary(
+        model=net.name, config=config.to_dict(), recipe=dataclasses.asdict(recipe),
+        data=RunData(**dataset.describe()), epochs=epochs, global_batch_size=batch_size,
+        replicas=replicas, strategy=f"{strategy} ({type(dist).__name__})",
+        mixed_precision=policy, seed=seed,
+        validation={k: float(v) for k, v in scores.items()},
+        initial_weights=source, weights=start, fit_seconds_this_run=round(fit_seconds, 2),
+        history=read_history(history),
+        artifacts={"model": "model.keras", "best": "best.keras", "best_score": "best.json",
+                   "history": "history.csv", "tensorboard": "logs"},
+        progressive=None if schedule is None else {"schedule": schedule.to_dict(),
+                                                   "stages": stage_rows})
+    RunFolder(write_dir).write(summary)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-    return summary
+    return summary.to_dict()
 
 
 def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: Any, data: str,
@@ -391,8 +294,7 @@ def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: A
         augment = Augment(recipe.crop_area_min, (schedule.randaugment_ops, stage.randaugment)
                           if stage.randaugment > 0 else None, stage.mixup)
         train_split = load(data, resolution=stage.size, batch_size=batch_size, seed=seed,
-                           augment=augment, shard=shard,
-                           num_classes=dataset.num_classes).train
+                           augment=augment, shard=shard).train
         if any(layer.name == "top_dropout" for layer in net.layers):
             net.get_layer("top_dropout").rate = stage.dropout
         net.make_train_function(force=True)  # the dropout rate is a constant of the trace
@@ -400,8 +302,8 @@ def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: A
         started = time.time()
         net.fit(train_split, validation_data=dataset.validation, initial_epoch=stage.first_epoch,
                 epochs=stage.end_epoch, verbose=verbose, shuffle=False,
-                callbacks=[StageLog(stage)] + _callbacks(recipe, history, backup, write_dir,
-                                                         final, last_stage=last))
+                callbacks=[StageLog(stage)] + epoch_callbacks(recipe, history, backup,
+                                                              write_dir, final, last_stage=last))
         scores = [r for r in read_history(history) if r["epoch"] == stage.end_epoch - 1]
         rows = [r for r in rows if r["index"] != stage.index] + [{
             **stage.to_dict(), "seconds": round(time.time() - started, 2),
@@ -440,50 +342,6 @@ def _compiled(config: ModelConfig, dataset: Any, resolution: int | None, recipe:
     return net
 
 
-def _callbacks(recipe: Recipe, history: str, backup: str, write_dir: str, final: Any,
-               last_stage: bool = True) -> list[Any]:
-    """At an epoch's end, in this order: its history row (a backed-up epoch has one), the
-    backup (raw weights), the EMA swap, then the best checkpoint (the EMA weights scored,
-    saved at the final size). A progressive run's earlier stages keep their backup for the
-    next, and keep training the raw weights (fit ends by copying the EMA into the model)."""
-    callbacks = [HistoryCSV(history), AtomicBackup(backup, delete_checkpoint=last_stage)]
-    if recipe.ema_decay is not None:
-        if not last_stage:
-            callbacks.append(KeepRawWeights())
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    return callbacks + [BestCheckpoint(os.path.join(write_dir, "best.keras"), options=final),
-                        keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"))]
-
-
-class StageLog(keras.callbacks.Callback):
-    """Adds the stage's image size and regularisation to each epoch's logs (so to the
-    history): what every epoch of a progressive run trained with, resumed ones included."""
-
-    def __init__(self, stage: Stage) -> None:
-        super().__init__()
-        self.stage = stage
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if logs is not None:
-            logs.update(stage=self.stage.index, image_size=self.stage.size,
-                        dropout=self.stage.dropout, randaugment=self.stage.randaugment,
-                        mixup=self.stage.mixup)
-
-
-class KeepRawWeights(keras.callbacks.Callback):
-    """Puts the trained (not averaged) weights back when a `fit` ends: Keras ends every fit by
-    copying the EMA into the model, right for the last stage of a progressive run, wrong for
-    the stages the training goes on from."""
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:  # before the EMA swap
-        self._raw = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_weights]
-
-    def on_train_end(self, logs: Any = None) -> None:
-        if getattr(self, "_raw", None) is not None:
-            for variable, value in zip(self.model.trainable_weights, self._raw):
-                variable.assign(value)
-
-
 def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,
              resolution: int | None = None) -> dict[str, float]:
     """Top-1 / top-5 of a saved model on a data spec's validation split, at the model's input
@@ -493,16 +351,16 @@ def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,
     net = load_model(model_path, compile=False)
     size = net.input_shape[1]
     if size is None:
-        raise ValueError(f"{model_path!r} takes any input size; evaluate needs a fixed one")
+        raise InvalidArgument(f"{model_path!r} takes any input size; evaluate needs a fixed one")
     if resolution is not None and resolution != size:
-        raise ValueError(f"resolution={resolution} but {model_path!r} takes {size}x{size} "
-                         "images; leave resolution out to use the model's")
+        raise InvalidArgument(f"resolution={resolution} but {model_path!r} takes {size}x{size} "
+                              "images; leave resolution out to use the model's")
     resolution = size
     dataset = load(data, resolution=resolution, batch_size=batch_size)
     classes = net.output_shape[-1]
     if classes != dataset.num_classes:
-        raise ValueError(f"{model_path!r} has {classes} classes but data {data!r} has "
-                         f"{dataset.num_classes}")
+        raise InvalidArgument(f"{model_path!r} has {classes} classes but data {data!r} has "
+                              f"{dataset.num_classes}")
     metrics = [keras.metrics.CategoricalAccuracy(name="top1")]
     if classes > 5:
         metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
@@ -511,5 +369,7 @@ def evaluate(model_path: str, data: str = "synthetic", batch_size: int = 64,
     return {k: float(v) for k, v in scores.items() if k != "loss"}
 
 
-__all__ = ["Recipe", "WarmupSchedule", "apply_weight_decay", "evaluate", "make_strategy",
-           "precision_policy", "train"]
+__all__ = ["BestCheckpoint", "HistoryCSV", "KeepRawWeights", "Recipe", "StageLog",
+           "WarmupSchedule", "apply_weight_decay", "evaluate", "make_strategy",
+           "precision_policy", "read_history", "save_weights_only", "starting_weights", "train",
+           "zero_init"]

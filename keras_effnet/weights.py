@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_effnet.errors import InvalidArgument, MissingFile
 from keras_effnet.torch_weights import is_torch_file, read_torch_weights
 
 HEAD = "predictions"
@@ -120,7 +121,7 @@ def load_weights(model: Any, path: str | os.PathLike, *, skip_head: bool = False
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path!r}")
+        raise MissingFile(f"weights file not found: {path!r}")
     mapping = foreign_names(model)
     if is_torch_file(path):
         stored, leftovers = read_torch_weights(path, model)
@@ -147,18 +148,18 @@ def load_weights(model: Any, path: str | os.PathLike, *, skip_head: bool = False
     family = file_family(stored)
     if (missing or mismatched) and family not in (None, "keras_effnet", base) and not (
             family == "efficientnet" and base in ("lite", "custom")):
-        raise ValueError(
+        raise InvalidArgument(
             f"{path!r} holds keras.applications {family} weights, but {model.name!r} is a "
             f"{base} network: build it with base={family!r}"
             + ("" if family == "efficientnet" else " (phi=0)"))
     if HEAD in (missing + [m.split(":")[0] for m in mismatched]):
-        raise ValueError(
+        raise InvalidArgument(
             f"{path!r}: the classifier 'predictions' does not fit this model "
             f"({'absent from the file' if HEAD in missing else _first(mismatched, HEAD)}). "
             "For a different label set pass skip_head=True (the classifier is left freshly "
             "initialised); for a file without the top build with include_top=False")
     if missing or mismatched or leftovers:
-        raise ValueError(
+        raise InvalidArgument(
             f"{path!r} holds a different architecture than {model.name!r}: "
             f"{len(missing)} layer(s) absent from the file (e.g. {missing[:3]}), "
             f"{len(mismatched)} with other shapes (e.g. {mismatched[:2]})"
@@ -188,14 +189,14 @@ def read_weights(path: str, model: Any,
                 return _read_positional(f["layers"], model, mapping or {})
             group = f["model_weights"] if "model_weights" in f else f
             if "layer_names" not in group.attrs:
-                raise ValueError("no 'layer_names' attribute and no 'layers' group")
+                raise InvalidArgument("no 'layer_names' attribute and no 'layers' group")
             stored = {_text(name): [np.asarray(group[_text(name)][_text(w)])
                                     for w in group[_text(name)].attrs["weight_names"]]
                       for name in group.attrs["layer_names"]}
             return {name: arrays for name, arrays in stored.items() if arrays}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path!r} is not a readable Keras weights file (.h5, .weights.h5 or "
-                         f".keras): {err}") from None
+        raise InvalidArgument(f"{path!r} is not a readable Keras weights file (.h5, .weights.h5 or "
+                              f".keras): {err}") from None
 
 
 def _read_keras_archive(path: str) -> dict[str, list[np.ndarray]]:
@@ -212,9 +213,9 @@ def _read_positional(group: Any, model: Any,
     whose keras.applications counterpart has another class (MobileNet's conv classifier) is
     counted under that class when the file has none of ours."""
     if any(transform is _bgr_to_rgb for _, _, transform in mapping.values()):
-        raise ValueError("a .weights.h5 file stores weights by position only, which cannot tell "
-                         "keras.applications' BGR ResNet50 from an RGB one; load its .h5 or "
-                         ".keras file (by name) instead")
+        raise InvalidArgument("a .weights.h5 file stores weights by position only, which cannot "
+                              "tell keras.applications' BGR ResNet50 from an RGB one; load its "
+                              ".h5 or .keras file (by name) instead")
     seen: dict[str, int] = {}
     result = {}
     for layer in model.layers:

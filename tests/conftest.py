@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests run on CPU at small resolutions; see DESIGN.md's conventions."""
+"""Shared fixtures. Tests run on CPU at small resolutions; see docs/design.md, "Conventions"."""
 
 import json
 import os
@@ -137,8 +137,8 @@ def runtime():
 
 @pytest.fixture(scope="session")
 def chromium():
-    """The headless Chromium the page tests drive (export/browser.py)."""
-    from keras_effnet.export.browser import find_chromium
+    """The headless Chromium the page tests drive (tests/chromium_client.py)."""
+    from chromium_client import find_chromium
 
     found = find_chromium()
     if not found:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-B0_PARAMS, LITE0_PARAMS = 5_288_548, 4_652_008  # REFERENCE.md, 1000 classes
+B0_PARAMS, LITE0_PARAMS = 5_288_548, 4_652_008  # docs/reference.md, 1000 classes
 
 
 def bench(script, *args):

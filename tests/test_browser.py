@@ -4,8 +4,9 @@ score must equal MediaPipe's Python client's on the same image files, called as
 docs/shipping.md shows (the input contract's centre square as the region of interest).
 
 Set-up (`make test`, the Makefile's `browser` target): Debian's chromium, and the pinned
-`@mediapipe/tasks-vision` `npm pack`ed into .cache/ (never committed). The browser resolves no
-host but 127.0.0.1 (export/browser.py's OFFLINE), so a page reaches nothing off this machine.
+`@mediapipe/tasks-vision` `npm pack`ed into .cache/ (never committed). The browser
+(tests/chromium_client.py) resolves no host but 127.0.0.1 (its OFFLINE), so a page reaches
+nothing off this machine.
 
 Default tier: the main job's int8 lite0 on 64 validation images and a non-image, the docs'
 screenshot, a logits model's softmax and the centre crop on a small model, a model that fails
@@ -30,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chromium_client import Browser, app_url
 from conftest import effnet
-from keras_effnet.export.browser import Browser, app_url
 from keras_effnet.export.webapp import (DEFAULT_RUNTIME, RUNTIME_FILES, TASKS_VISION_VERSION,
                                         make_app, server)
 

@@ -1,6 +1,11 @@
-"""The `effnet` console script, run as a user runs it (a real subprocess)."""
+"""The `effnet` command line: the console script run as a user runs it (a real subprocess),
+where start-up, help, exit codes or output files are what a test checks; the commands' logic
+in this process (`keras_effnet.cli.main.main`, the command functions)."""
 
+import functools
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -8,16 +13,25 @@ import keras_effnet
 from conftest import effnet, user_environment
 
 
-def _table(*args):
+def cli(capsys, *args):
+    """`effnet ARGS` in this process: (exit status, stdout, stderr)."""
+    from keras_effnet.cli.main import main
+
+    capsys.readouterr()
+    code = main(["effnet", *args])
+    return (code, *capsys.readouterr())
+
+
+def _table(capsys, *args):
     """{model name: columns} of an `effnet profile` table."""
-    result = effnet("profile", *args)
-    assert result.returncode == 0, result.stderr
-    return {line.split()[0]: line.split() for line in result.stdout.splitlines()
+    code, out, err = cli(capsys, "profile", *args)
+    assert code == 0, err
+    return {line.split()[0]: line.split() for line in out.splitlines()
             if line.startswith("efficientnet-")}
 
 
-def test_profile_reproduces_table_2():
-    rows = _table("--variants=b0,b1,b2,b3,b4,b5,b6,b7,lite0,lite4")
+def test_profile_reproduces_table_2(capsys):
+    rows = _table(capsys, "--variants=b0,b1,b2,b3,b4,b5,b6,b7,lite0,lite4")
     assert len(rows) == 10 and rows["efficientnet-b7"][4] == "66,347,960"
     for name, cols in rows.items():
         assert cols[4] == cols[5]  # params == published
@@ -25,8 +39,8 @@ def test_profile_reproduces_table_2():
         assert abs(float(cols[8]) - 1) <= (0.05 if "-b" in name else 0.06)
 
 
-def test_profile_phi_series():
-    rows = _table("--phi=0,1,2,3,4")
+def test_profile_phi_series(capsys):
+    rows = _table(capsys, "--phi=0,1,2,3,4")
     assert list(rows) == [f"efficientnet-phi{k}" for k in range(5)]
     # φ = 0 is B0: its published figures sit beside it; other φ have none
     assert rows["efficientnet-phi0"][4:6] == ["5,288,548"] * 2
@@ -37,22 +51,24 @@ def test_profile_phi_series():
         assert float(rows[f"efficientnet-phi{k}"][1]) == pytest.approx(1.1 ** k, abs=1e-3)
         assert float(rows[f"efficientnet-phi{k}"][2]) == pytest.approx(1.2 ** k, abs=1e-3)
     # a released variant at another resolution: same parameters, no published MACs to compare
-    assert _table("--variants=b3", "--base_resolution=112")["efficientnet-b3"][5:9] == [
+    assert _table(capsys, "--variants=b3", "--base_resolution=112")["efficientnet-b3"][5:9] == [
         "12,233,232", "0.478", "—", "—"]
 
 
-def test_profile_lite_phi_per_layer():
-    result = effnet("profile", "--phi=0,1,2", "--base=lite", "--per_layer")
-    assert result.returncode == 0, result.stderr
-    assert "efficientnet-lite-phi2" in result.stdout and "block1a_dwconv" in result.stdout
-    assert "4,652,008    4,652,008" in result.stdout  # φ = 0 of the Lite base is Lite0
+def test_profile_lite_phi_per_layer(capsys):
+    from keras_effnet.cli.models import profile
+
+    profile(phi=[0, 1, 2], base="lite", per_layer=True)
+    out = capsys.readouterr().out
+    assert "efficientnet-lite-phi2" in out and "block1a_dwconv" in out
+    assert "4,652,008    4,652,008" in out  # φ = 0 of the Lite base is Lite0
 
 
 def test_build_saves_a_loadable_model(tmp_path):
+    from keras_effnet.cli.models import build
+
     out = tmp_path / "lite0.keras"
-    result = effnet("build", "--variant=lite0", "--num_classes=10", "--resolution=64",
-                    f"--out={out}")
-    assert result.returncode == 0, result.stderr
+    build(variant="lite0", num_classes=10, resolution=64, out=str(out))
     model = keras_effnet.load_model(out)
     assert model.output_shape == (None, 10) and model.input_shape == (None, 64, 64, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["lite0.keras"]  # no temporary leftovers
@@ -70,49 +86,48 @@ def test_build_saves_a_loadable_model(tmp_path):
     (["build", "--variant=lite0", "--weights=imagenet", "--num_classes=10", "--resolution=32"],
      "--weights=imagenet has a 1000-class classifier; --num_classes=10 needs --skip_head"),
 ])
-def test_cli_errors_are_clear(args, message):
-    result = effnet(*args)
-    assert result.returncode != 0
-    assert message in result.stderr + result.stdout
+def test_cli_errors_are_clear(args, message, capsys):
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_profile_prints_table_3_beside_the_paper():
-    result = effnet("profile", "--base=resnet50", "--phi=0,1,2")
-    assert result.returncode == 0, result.stderr
-    rows = {" ".join(line.split()[:2]): line.split() for line in result.stdout.splitlines()
+def test_profile_prints_table_3_beside_the_paper(capsys):
+    code, out, err = cli(capsys, "profile", "--base=resnet50", "--phi=0,1,2")
+    assert code == 0, err
+    rows = {" ".join(line.split()[:2]): line.split() for line in out.splitlines()
             if line.startswith("resnet50")}
     assert rows["resnet50-phi0 1.000"][4] == "25,583,592"  # the φ table
     assert rows["resnet50 baseline"][2:7] == ["resnet50-phi0", "224", "25,583,592", "3.858",
                                                "4.1"]
     assert rows["resnet50 compound"][5:7] == ["16.777", "16.7"]
-    assert "resnet50 d=4: missed (-11.5 %)" in result.stdout
-    alone = effnet("profile", "--base=mobilenet_v2")
-    assert alone.returncode == 0, alone.stderr
-    lines = [line.split() for line in alone.stdout.splitlines()
+    assert "resnet50 d=4: missed (-11.5 %)" in out
+    code, alone, err = cli(capsys, "profile", "--base=mobilenet_v2")
+    assert code == 0, err
+    lines = [line.split() for line in alone.splitlines()
              if line.startswith("mobilenet_v2 ") and ":" not in line]  # rows, not notes
     assert [line[1] for line in lines] == ["baseline", "d=4", "w=2", "r=2", "compound"]
     assert all(0.9 <= float(line[7]) <= 1.1 for line in lines)
 
 
-def test_budget_prints_phi_margin_and_config():
-    result = effnet("budget", "--base=lite", "--macs=6e8")
-    assert result.returncode == 0, result.stderr
-    first = result.stdout.splitlines()[0]
+def test_budget_prints_phi_margin_and_config(capsys):
+    code, out, err = cli(capsys, "budget", "--base=lite", "--macs=6e8")
+    assert code == 0, err
+    first = out.splitlines()[0]
     assert first.startswith("phi = 0.8") and "macs" in first and "margin" in first
-    assert "efficientnet-lite-phi0.8" in result.stdout and "stage kind" in result.stdout
-    bad = effnet("budget", "--base=lite", "--macs=1e3")
-    assert bad.returncode == 2 and "below the smallest valid model" in bad.stderr
-    both = effnet("budget", "--base=lite", "--macs=1e9", "--params=1e7")
-    assert both.returncode == 2 and "exactly one budget" in both.stderr
+    assert "efficientnet-lite-phi0.8" in out and "stage kind" in out
+    code, _, err = cli(capsys, "budget", "--base=lite", "--macs=1e3")
+    assert code == 2 and "below the smallest valid model" in err
+    code, _, err = cli(capsys, "budget", "--base=lite", "--macs=1e9", "--params=1e7")
+    assert code == 2 and "exactly one budget" in err
 
 
-def test_search_rejects_bad_points_before_training(tmp_path):
-    result = effnet("search", "--base=lite", "--points=1.2,1.1", "--data=synthetic",
-                    f"--out={tmp_path / 's'}")
-    assert result.returncode == 2 and "point '1.2,1.1'" in result.stderr
+def test_search_rejects_bad_points_before_training(tmp_path, capsys):
+    code, _, err = cli(capsys, "search", "--base=lite", "--points=1.2,1.1", "--data=synthetic",
+                       f"--out={tmp_path / 's'}")
+    assert code == 2 and "point '1.2,1.1'" in err
     assert not (tmp_path / "s").exists()
-    no_data = effnet("search", "--base=lite", f"--out={tmp_path / 's'}")
-    assert no_data.returncode != 0 and "needs --data=SPEC" in no_data.stderr
+    code, _, err = cli(capsys, "search", "--base=lite", f"--out={tmp_path / 's'}")
+    assert code == 2 and "needs --data=SPEC" in err
 
 
 # ------------------------------------------------------------------ per-command flags and help
@@ -124,32 +139,45 @@ def _listed_flags(text):
 
 
 def test_each_command_help_lists_only_its_own_flags():
-    from keras_effnet.cli import COMMAND_FLAGS
+    from keras_effnet.cli import COMMAND_FLAGS, command_help
 
     for command, taken in COMMAND_FLAGS.items():
-        result = effnet(command, "--help")
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith(f"usage: effnet {command} [--flags]")
-        assert _listed_flags(result.stdout) == set(taken), command
-    export = effnet("export", "--help").stdout
-    out = next(line for line in export.splitlines() if line.startswith("  --out:"))
+        text = command_help(command)
+        assert text.startswith(f"usage: effnet {command} [--flags]")
+        assert _listed_flags(text) == set(taken), command
+    export = effnet("export", "--help")  # the console script's own --help
+    assert export.returncode == 0 and export.stdout.strip() == command_help("export")
+    out = next(line for line in export.stdout.splitlines() if line.startswith("  --out:"))
     assert "folder" in out and "build" not in out
-    assert "--min_sqnr_db:" in export and "--epochs" not in export
-    train = " ".join(effnet("train", "--help").stdout.split())  # unwrapped
+    assert "--min_sqnr_db:" in export.stdout and "--epochs" not in export.stdout
+    train = " ".join(command_help("train").split())  # unwrapped
     assert ".safetensors" in train and "timm" in train and "(default runs/train)" in train
-    quickstart = " ".join(effnet("quickstart", "--help").stdout.split())
+    quickstart = " ".join(command_help("quickstart").split())
     assert "--epochs: training epochs (default 4)" in quickstart  # its own default
     general = effnet("--help")
     assert general.returncode == 0 and "export " in general.stdout
     assert not _listed_flags(general.stdout)  # commands only: no wall of every flag
 
 
-def test_every_flag_belongs_to_a_command():
-    import keras_effnet.cli as cli
+def test_each_flag_is_a_keyword_of_its_command_function():
+    """A command's flags are its function's keyword parameters (the verification thresholds:
+    one dict parameter), each flag of the parameter's kind and default."""
+    import inspect
 
-    own = {flag.name for flag in cli.FLAGS.get_flags_for_module(cli)}
-    taken = set().union(*cli.COMMAND_FLAGS.values())
-    assert taken == own, (own - taken, taken - own)
+    from keras_effnet.cli import COMMAND_FLAGS, COMMANDS, flag_values
+
+    for command, function in COMMANDS.items():
+        keywords = {name for name, p in inspect.signature(function).parameters.items()
+                    if p.kind is p.KEYWORD_ONLY}
+        table = COMMAND_FLAGS[command]
+        groups = {flag.group for flag in table.values() if flag.group}
+        assert {name for name in table if not table[name].group} | groups == keywords, command
+        defined = flag_values(command)
+        for name, p in inspect.signature(function).parameters.items():
+            if name in table:
+                assert defined[name].default == p.default, (command, name)
+    assert flag_values("train")["recipe"].parser.enum_values == ["short", "paper"]
+    assert flag_values("quickstart")["epochs"].default == 4
 
 
 @pytest.mark.parametrize("args,message", [
@@ -159,11 +187,50 @@ def test_every_flag_belongs_to_a_command():
      "not `effnet build` flag(s): --data, --quantize"),
     (["eval", "--model=m.keras", "--noskip_head"], "not `effnet eval` flag(s): --skip_head"),
 ])
-def test_a_flag_of_another_command_is_refused(args, message, tmp_path):
-    result = effnet(*args, cwd=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr and "--help` lists its flags" in result.stderr
+def test_a_flag_of_another_command_is_refused(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, *args)
+    assert code == 2, out + err
+    assert message in err and "--help` lists its flags" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error,one_line", [
+    ("InvalidArgument('variant=b0 is not for this command')", True),
+    ("TypeError('a bug: ' + repr(kwargs['variant']))", False)])
+def test_only_a_user_error_is_one_line(error, one_line):
+    """A UserError (and absl's UsageError) is one line in the command's flags, exit status 2;
+    any other exception is a bug: the console script keeps its traceback."""
+    code = ("import functools, sys\n"
+            "from keras_effnet.cli import main\n"
+            "from keras_effnet.errors import InvalidArgument\n"
+            "@functools.wraps(main.COMMANDS['profile'])\n"
+            "def command(**kwargs):\n"
+            f"    raise {error}\n"
+            "main.COMMANDS['profile'] = command\n"
+            "sys.argv = ['effnet', 'profile', '--variant=b0']\n"
+            "main.run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    if one_line:
+        assert done.returncode == 2 and done.stderr == (
+            "effnet profile: error: --variant=b0 is not for this command\n"), done.stderr
+    else:
+        assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+        assert "TypeError: a bug: 'b0'" in done.stderr and "error:" not in done.stderr
+
+
+def test_a_bug_in_a_command_is_raised_in_process(monkeypatch):
+    from keras_effnet.cli import COMMANDS
+    from keras_effnet.cli.main import main
+
+    @functools.wraps(COMMANDS["budget"])
+    def command(**kwargs):
+        raise ValueError("not a user error: a bug")
+
+    monkeypatch.setitem(COMMANDS, "budget", command)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["effnet", "budget", "--macs=1e9"])
 
 
 # ------------------------------------------------------------------------------ effnet export
@@ -199,12 +266,12 @@ def bare_model(tmp_path_factory):
     (["--format=onnx"], "--verify_data"),
     (["--quantize=int8", "--qat_epochs=1"], "--calibration"),
 ])
-def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model):
-    result = effnet("export", f"--model={bare_model}", *args)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.startswith(f"effnet export: error: pass {flag}=SPEC (folder:PATH, "
-                                    "tfrecord:GLOB, or synthetic for a demo)")
-    assert "no summary.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model, capsys):
+    code, out, err = cli(capsys, "export", f"--model={bare_model}", *args)
+    assert code == 2, out + err
+    assert err.startswith(f"effnet export: error: pass {flag}=SPEC (folder:PATH, "
+                          "tfrecord:GLOB, or synthetic for a demo)")
+    assert "no summary.json" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in bare_model.parent.iterdir()) == ["m.keras"]
 
 
@@ -217,10 +284,11 @@ def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model):
     (["--format=saved_model", "--verify_count=8"],
      "--verify_count does not apply to --format=saved_model"),
 ])
-def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model):
-    result = effnet("export", f"--model={bare_model}", "--verify_data=synthetic", *args)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.strip() == f"effnet export: error: {message}"
+def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model, capsys):
+    code, out, err = cli(capsys, "export", f"--model={bare_model}", "--verify_data=synthetic",
+                         *args)
+    assert code == 2, out + err
+    assert err.strip() == f"effnet export: error: {message}"
 
 
 @pytest.mark.parametrize("flag,message", [
@@ -229,11 +297,12 @@ def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model
     ("--near_tie_margin=nan", "--near_tie_margin=nan; accepted"),
     ("--min_decisive_images=2.5", "--min_decisive_images=2.5; accepted: a whole number >= 0"),
 ])
-def test_export_threshold_flags_are_checked(flag, message, bare_model):
-    result = effnet("export", f"--model={bare_model}", "--verify_data=synthetic", flag)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert f"effnet export: error: {message}" in result.stderr
-    assert "[effnet export] loading" not in result.stdout  # checked before any slow work
+def test_export_threshold_flags_are_checked(flag, message, bare_model, capsys):
+    code, out, err = cli(capsys, "export", f"--model={bare_model}", "--verify_data=synthetic",
+                         flag)
+    assert code == 2, out + err
+    assert f"effnet export: error: {message}" in err
+    assert "[effnet export] loading" not in out  # checked before any slow work
 
 
 def test_failed_export_keeps_only_its_report_under_the_umask(bare_model, tmp_path):
@@ -392,15 +461,15 @@ def test_the_stderr_filter_drops_only_the_startup_lines(tmp_path):
 def test_help_describes_each_command_in_full_and_usage_shows_its_arguments():
     import inspect
 
-    from keras_effnet.cli import COMMANDS
+    from keras_effnet.cli import COMMANDS, command_help, general_help
 
-    general = " ".join(effnet("--help").stdout.split())  # unwrapped
+    general = " ".join(general_help().split())  # unwrapped
     for command in COMMANDS.values():
         first = " ".join(inspect.cleandoc(command.__doc__).split("\n\n")[0].split())
         assert first in general, first
-    assert effnet("predict", "--help").stdout.startswith(
+    assert command_help("predict").startswith(
         "usage: effnet predict [--flags] IMAGE|FOLDER ...\n")
-    assert effnet("serve", "--help").stdout.startswith("usage: effnet serve [--flags] DIR\n")
+    assert command_help("serve").startswith("usage: effnet serve [--flags] DIR\n")
 
 
 def test_cli_errors_name_the_flags_a_library_message_names():

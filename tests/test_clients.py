@@ -84,7 +84,7 @@ def clients(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(clients, runtime, chromium):
     """The page's answers (`?images=`, one page load for every photo) with the int8 file."""
-    from keras_effnet.export.browser import Browser, app_url
+    from chromium_client import Browser, app_url
     from keras_effnet.export.webapp import make_app
 
     app = clients.root / "app"

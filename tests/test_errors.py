@@ -7,6 +7,7 @@ import pytest
 
 import keras_effnet
 from keras_effnet import BuildOptions, scale
+from keras_effnet.errors import InvalidArgument, MissingFile
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -94,7 +95,7 @@ def test_missing_weights_file(tmp_path):
 def test_corrupt_weights_file(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"is not a readable Keras weights file"):
+    with pytest.raises(InvalidArgument, match=r"is not a readable Keras weights file"):
         keras_effnet.build("lite0", input_shape=(32, 32, 3), weights=path)
 
 
@@ -112,7 +113,7 @@ def test_weights_from_another_architecture_leave_model_untouched(tmp_path):
     target = keras_effnet.build("lite1", input_shape=(32, 32, 3))
     before = [w.copy() for w in target.get_weights()]
     from keras_effnet.weights import load_weights
-    with pytest.raises(ValueError, match=r"different architecture"):
+    with pytest.raises(InvalidArgument, match=r"different architecture"):
         load_weights(target, tmp_path / "lite0.h5")
     assert all(np.array_equal(a, b) for a, b in zip(before, target.get_weights()))
 
@@ -143,16 +144,16 @@ def test_save_model_to_missing_folder(tmp_path):
     from keras_effnet.artifacts import save_model
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    with pytest.raises(FileNotFoundError, match=r"output folder does not exist"):
+    with pytest.raises(MissingFile, match=r"output folder does not exist"):
         save_model(model, tmp_path / "no" / "m.keras")
-    with pytest.raises(ValueError, match=r"must end in .keras"):
+    with pytest.raises(InvalidArgument, match=r"must end in .keras"):
         save_model(model, tmp_path / "m.h5")
 
 
 @pytest.mark.parametrize("name,content", [("m.keras", b"junk"), ("m.h5", b"junk")])
 def test_load_model_rejects_bad_files(tmp_path, name, content):
-    with pytest.raises(FileNotFoundError, match=r"model file not found"):
+    with pytest.raises(MissingFile, match=r"model file not found"):
         keras_effnet.load_model(tmp_path / "absent.keras")
     (tmp_path / name).write_bytes(content)
-    with pytest.raises(ValueError, match=r"is not a .keras model archive"):
+    with pytest.raises(InvalidArgument, match=r"is not a .keras model archive"):
         keras_effnet.load_model(tmp_path / name)

@@ -164,10 +164,10 @@ def _animated_gif(path, frames=300, size=(480, 360)):
 def test_image_bombs_are_refused_from_their_header_and_gifs_decode_one_frame(tmp_path):
     """A 16 384² PNG is refused by its header with the size and the limit named (and
     classified when max_pixels allows it); an animated GIF gives its first frame alone."""
-    from keras_effnet.cli import FLAGS
+    from keras_effnet.cli import flag_values
     from keras_effnet.export.predict import MAX_PIXELS, load_image
 
-    assert FLAGS["max_pixels"].default == MAX_PIXELS == 100_000_000
+    assert flag_values("predict")["max_pixels"].default == MAX_PIXELS == 100_000_000
     bomb, gif = tmp_path / "bomb.png", tmp_path / "many.gif"
     _png_bomb(bomb)
     _animated_gif(gif, frames=12)

@@ -6,7 +6,7 @@ import pytest
 
 import keras_effnet
 from keras_effnet import profile, scale
-from keras_effnet.scaling import StageSpec
+from keras_effnet.schema import StageSpec
 from test_scaling import KERAS_APPLICATIONS_TOTAL, REFERENCE_PARAMS
 
 
@@ -46,6 +46,27 @@ def test_phi_model_builds_and_runs(pixels):
     assert _trainable(model) == profile(scale(phi=-2), num_classes=7).trainable_params
 
 
+def test_build_takes_scales_arguments_and_v2_b1_from_its_base():
+    """`build` passes the network's arguments to `scale`, `depth_rounding` included: V2-B0's
+    base at depth 1.1 with the reference's ceil rounding is V2-B1's network (the default,
+    nearest, is another); the old `resolution=` multiplier keyword warns; a `ModelConfig`
+    takes training settings only."""
+    keras.backend.clear_session()
+    model = keras_effnet.build(base="efficientnetv2", depth=1.1, depth_rounding="ceil")
+    b1 = scale("v2-b1")
+    assert model.effnet_config.stages == b1.stages
+    assert _trainable(model) == keras_effnet.VARIANTS["v2-b1"].params
+    assert model.count_params() == profile(b1).params
+    assert scale(base="efficientnetv2", depth=1.1).stages != b1.stages
+    table = [(3, 1, 32, 16, 1, 1)]
+    with pytest.warns(DeprecationWarning, match="use resolution_multiplier="):
+        half = keras_effnet.build(base=table, resolution=0.5, num_classes=2)
+    assert half.input_shape == (None, 112, 112, 3)
+    with pytest.raises(ValueError, match=r"pass a ModelConfig or the network's arguments "
+                                         r"\(base, phi\), not both"):
+        keras_effnet.build(half.effnet_config, phi=1, base="lite", dropout_rate=0.1)
+
+
 @pytest.mark.parametrize("variant,channels", [("b0", [16, 24, 40, 112, 320]),
                                               ("lite0", [16, 24, 40, 112, 320])])
 def test_features_only_strides_and_channels(variant, channels, pixels):
@@ -70,7 +91,8 @@ def test_features_of_a_scaled_backbone():
 def test_no_top_with_pooling(pooling, shape, pixels):
     model = keras_effnet.build("b0", include_top=False, pooling=pooling)
     assert model.input_shape == (None, None, None, 3)
-    assert model.count_params() == 4_049_571 - 7  # REFERENCE.md less the normaliser's 7
+    # docs/reference.md, "Released variants, B0 to B7": B0 without top, less the normaliser's 7
+    assert model.count_params() == 4_049_571 - 7
     assert tuple(model(pixels(1, 64, 96)).shape) == shape
 
 
@@ -116,11 +138,11 @@ def test_keras_round_trip_safe_mode(tmp_path, pixels):
     assert not any(type(l).__name__ == "Lambda" for l in loaded.layers)
 
 
-@pytest.mark.parametrize("order", ["import keras_effnet, keras", pytest.param(
-    "import keras, keras_effnet", marks=pytest.mark.large)])
-def test_keras_load_model_after_import_keras_effnet(tmp_path, order):
-    """A fresh process runs `import keras_effnet` (before or after keras) and then plain
-    `keras.saving.load_model`: the model class, our optimizer and its schedule are found."""
+def test_keras_load_model_after_importing_the_registering_modules(tmp_path):
+    """A fresh process imports the modules that define (and register) our Keras classes,
+    `keras_effnet.model` and `keras_effnet.optim`, then runs plain `keras.saving.load_model`:
+    the model class, our optimizer and its schedule are found. `import keras_effnet` alone
+    registers nothing (it imports no Keras; docs/building.md)."""
     import subprocess
     import sys
 
@@ -133,7 +155,8 @@ def test_keras_load_model_after_import_keras_effnet(tmp_path, order):
                   loss="categorical_crossentropy")
     model.optimizer.build(model.trainable_variables)
     model.save(path)
-    code = (f"{order}\nm = keras.saving.load_model({str(path)!r})\n"
+    code = ("import keras, keras_effnet.model, keras_effnet.optim\n"
+            f"m = keras.saving.load_model({str(path)!r})\n"
             "print(type(m).__name__, type(m.optimizer).__module__, "
             "type(m.optimizer.learning_rate).__name__ if hasattr(m.optimizer, 'learning_rate') "
             "else '', m.effnet_config.name)")

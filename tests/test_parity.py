@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from keras_effnet.scaling import IMAGENET_MEAN, IMAGENET_STD
+from keras_effnet.schema import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _reference(variant, size):

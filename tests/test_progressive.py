@@ -18,7 +18,8 @@ EFFNET = os.path.join(os.path.dirname(sys.executable), "effnet")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 DATA = "synthetic?train=64&validation=16"
 
-# REFERENCE.md, "Progressive learning (paper Table 6)": size, RandAugment, mixup, dropout
+# docs/reference.md, "Progressive learning (EfficientNetV2, Table 6)": size, RandAugment, mixup,
+# dropout
 TABLE6 = {"v2-s": ((128, 300), (5, 15), (0, 0), (0.1, 0.3)),
           "v2-m": ((128, 380), (5, 20), (0, 0.2), (0.1, 0.4)),
           "v2-l": ((128, 380), (5, 25), (0, 0.4), (0.1, 0.5))}

@@ -71,3 +71,18 @@ def test_quickstart_bad_data_fails_clearly_and_writes_nothing(tmp_path):
     assert "Traceback" not in result.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quickstart_is_a_function_with_its_own_defaults(tmp_path):
+    """The main job as a function (what `effnet quickstart` calls): its own defaults, no flag
+    value overwritten; a bad data spec fails before anything is written."""
+    import inspect
+
+    from keras_effnet.cli.quickstart import QUICKSTART_DEFAULTS, quickstart
+    from keras_effnet.errors import MissingFile
+
+    parameters = inspect.signature(quickstart).parameters
+    assert {name: parameters[name].default for name in QUICKSTART_DEFAULTS} == QUICKSTART_DEFAULTS
+    with pytest.raises(MissingFile, match="--data=folder:/nonexistent/images: .*not found"):
+        quickstart(data="folder:/nonexistent/images", out=str(tmp_path / "qs"))
+    assert list(tmp_path.iterdir()) == []

@@ -7,9 +7,11 @@ import pytest
 
 import keras_effnet
 from keras_effnet import profile, scale
-from keras_effnet.scaling import StageSpec, round_filters
+from keras_effnet.scaling import round_filters
+from keras_effnet.schema import StageSpec
 
-# Trainable parameters, 1000 classes: REFERENCE.md (keras.applications / the Lite unit test).
+# Trainable parameters, 1000 classes: docs/reference.md, "Released variants, B0 to B7" and
+# "EfficientNet-Lite" (keras.applications / the Lite unit test).
 REFERENCE_PARAMS = {
     "b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232, "b4": 19_341_616,
     "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960, "lite0": 4_652_008,
@@ -20,10 +22,10 @@ KERAS_APPLICATIONS_TOTAL = {
     "b5": 30_562_527, "b6": 43_265_143, "b7": 66_658_687}
 PAPER_FLOPS = {"b0": 0.39e9, "b1": 0.70e9, "b2": 1.0e9, "b3": 1.8e9, "b4": 4.2e9, "b5": 9.9e9,
                "b6": 19e9, "b7": 37e9}
-# EfficientNetV2 (REFERENCE.md): keras.applications 3.15 EfficientNetV2*(weights=None),
-# 1000 classes, (trainable params, count_params(), without the top); its B0-B3 normalise with
-# constants (no weights), so count_params() is ours exactly. Published MACs at the default
-# input: the authors' README (B0-B3), the paper's Table 7 (S, M, L).
+# EfficientNetV2 (docs/reference.md, "EfficientNetV2"): keras.applications 3.15
+# EfficientNetV2*(weights=None), 1000 classes, (trainable params, count_params(), without the
+# top); its B0-B3 normalise with constants (no weights), so count_params() is ours exactly.
+# Published MACs at the default input: the authors' README (B0-B3), the paper's Table 7 (S, M, L).
 V2_REFERENCE = {
     "v2-b0": (224, 7_139_704, 7_200_312, 5_919_312, 0.72e9),
     "v2-b1": (240, 8_141_052, 8_212_124, 6_931_124, 1.2e9),
@@ -36,9 +38,13 @@ V2_REFERENCE = {
 
 
 def test_scaling_does_not_import_tensorflow():
-    code = ("import sys, keras_effnet as k; k.profile(k.scale('b7')); k.scale(phi=10); "
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    """Scaling and profiling stay instant, for every base (the other families' too)."""
+    code = ("import sys, keras_effnet as k\n"
+            "for b in ('efficientnet', 'resnet50', 'mobilenet_v1', 'mobilenet_v2'):\n"
+            "    k.profile(k.scale(phi=10, base=b)); k.feature_taps(k.scale(phi=10, base=b))\n"
+            "k.profile(k.scale('b7'))\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("variant", REFERENCE_PARAMS)
@@ -130,13 +136,13 @@ def test_variant_aliases():
 
 
 def test_explicit_multipliers():
-    """depth/width/resolution multipliers: 1, 1, 1 is φ = 0, (α, β, γ) is φ = 1, and a single
+    """depth/width/resolution_multiplier: 1, 1, 1 is φ = 0, (α, β, γ) is φ = 1, and a single
     dimension changes only itself (the rows of the paper's Tables 3 and 7)."""
     def body(cfg):
         return (cfg.stages, cfg.resolution, cfg.stem_filters, cfg.head_filters)
 
-    assert body(scale(depth=1, width=1, resolution=1)) == body(scale(phi=0))
-    assert body(scale(depth=1.2, width=1.1, resolution=1.15)) == body(scale(phi=1))
+    assert body(scale(depth=1, width=1, resolution_multiplier=1)) == body(scale(phi=0))
+    assert body(scale(depth=1.2, width=1.1, resolution_multiplier=1.15)) == body(scale(phi=1))
     base = scale(phi=0)
     deep = scale(depth=2.0)
     assert [s.repeats for s in deep.stages] == [2 * s.repeats for s in base.stages]
@@ -146,7 +152,7 @@ def test_explicit_multipliers():
     assert [s.filters_out for s in wide.stages] == [2 * s.filters_out for s in base.stages]
     assert [s.repeats for s in wide.stages] == [s.repeats for s in base.stages]
     assert wide.resolution == base.resolution and wide.head_filters == 2 * base.head_filters
-    sharp = scale(resolution=2.0)
+    sharp = scale(resolution_multiplier=2.0)
     assert sharp.resolution == 448 and sharp.stages == base.stages
     lite = scale(width=2.0, base="lite")  # Lite keeps its fixed stem and head
     assert lite.stem_filters == 32 and lite.head_filters == 1280 and lite.name == (
@@ -162,14 +168,62 @@ def test_explicit_multipliers():
     (dict(variant="b0", depth=1.1), "exactly one of"),
     (dict(width=0), r"width=0; accepted: a finite multiplier > 0"),
     (dict(depth=float("nan")), r"depth=nan; accepted"),
-    (dict(resolution=-1.0), r"resolution=-1.0; accepted"),
+    (dict(resolution_multiplier=-1.0), r"resolution_multiplier=-1.0; accepted"),
     (dict(width=True), r"width=True; accepted"),
     (dict(width=1.5, alpha=1.3), r"alpha=1.3 applies only with phi"),
-    (dict(resolution=0.1), r"resolution 24 < 32"),
+    (dict(resolution_multiplier=0.1), r"resolution 24 < 32"),
 ])
 def test_bad_multipliers(kwargs, match):
     with pytest.raises(ValueError, match=match):
         scale(**kwargs)
+
+
+def test_resolution_is_pixels_and_the_old_multiplier_keyword_warns():
+    """`resolution` is pixels (a config's, `profile`'s); the multiplier is
+    `resolution_multiplier`, and `resolution=` keeps meaning it for one release, with a
+    DeprecationWarning naming the new keyword."""
+    with pytest.warns(DeprecationWarning, match="resolution= is deprecated; use "
+                                                "resolution_multiplier="):
+        old = scale(resolution=2.0)
+    assert old == scale(resolution_multiplier=2.0) and old.resolution == 448
+    with pytest.raises(ValueError, match="pass resolution_multiplier= only"):
+        scale(resolution=2.0, resolution_multiplier=2.0)
+    assert profile(old, resolution=224).resolution == (224, 224)
+
+
+def test_errors_are_the_packages_own_and_the_builtin_ones():
+    from keras_effnet.errors import InvalidArgument, InvalidType
+
+    with pytest.raises(InvalidArgument):
+        scale(phi=float("nan"))
+    with pytest.raises(InvalidType):
+        scale(3)
+    with pytest.raises(InvalidArgument, match=r"stage 1: unknown field"):
+        scale(phi=0, base=[{"kernel": 3, "wide": 2}])
+    with pytest.raises(InvalidType, match=r"stage 1: .*missing 3 required"):
+        keras_effnet.BaseNetwork("mine", [{"kernel": 3}])
+
+
+def test_names_split_out_of_scaling_still_import_from_it():
+    import keras_effnet.scaling as scaling
+
+    for name in ("ALPHA BASES VARIANTS TABLE3 FAMILIES MIN_RESOLUTION IMAGENET_MEAN IMAGENET_STD "
+                 "PREPROCESSINGS BLOCK_KINDS StageSpec BaseNetwork BlockConfig ModelConfig Variant "
+                 "PublishedScaling variant_key variant_name round_filters with_training "
+                 "renamed_argument fold_keywords refuse_unknown _is_int _is_real "
+                 "_resolve_base").split():
+        assert hasattr(scaling, name), name
+
+
+def test_catalogue_names_its_variants_and_their_bases():
+    from keras_effnet.catalogue import base_variant, variant_key
+
+    assert [base_variant(b) for b in ("efficientnet", "lite", "efficientnetv2",
+                                      "efficientnetv2-s", "resnet50")] == [
+        "b0", "lite0", "v2-b0", "v2-s", None]
+    for key, variant in keras_effnet.VARIANTS.items():
+        assert variant.key == key and variant_key(variant.name) == key
+        assert scale(key).name == variant.name
 
 
 def test_renamed_arguments_still_work_with_a_warning():
@@ -261,7 +315,7 @@ def test_config_saved_before_efficientnetv2_loads():
 
 def test_every_preprocessing_kind_has_constants_and_a_formula():
     from keras_effnet.assembly import PREPROCESSING_FORMULAS, preprocessing_constants
-    from keras_effnet.scaling import PREPROCESSINGS
+    from keras_effnet.schema import PREPROCESSINGS
 
     assert set(PREPROCESSING_FORMULAS) == set(PREPROCESSINGS)
     scale_, offset = preprocessing_constants("efficientnetv2")  # S/M/L: x/128 − 1

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from keras_effnet.export.browser import Browser
+from chromium_client import Browser
 from keras_effnet.export.webapp import DEFAULT_RUNTIME, server
 
 SECRET = "not-for-the-web-3f1c"

@@ -13,6 +13,8 @@ import pytest
 import keras_effnet
 from conftest import SHORT_DATA, TRAINED_VARIANTS, kill_after_epochs
 from keras_effnet.data import synthetic, write_image_folder
+from keras_effnet.errors import InvalidArgument
+from keras_effnet.runs import RunFolder, RunSummary, choose_labels, read_json, run_summary
 from keras_effnet.train import (Recipe, evaluate, make_optimizer, make_strategy,
                                 precision_policy, read_history, train)
 
@@ -34,6 +36,7 @@ def test_short_run_beats_chance_and_reloads(variant, trained):
         assert (tmp_path / name).exists(), name
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["config"]["name"] == f"efficientnet-{variant}" and saved["recipe"]["name"] == "short"
+    assert RunFolder(str(tmp_path)).read().to_dict() == saved  # the typed reader takes it whole
     assert not (tmp_path / "backup").exists()  # removed once training finished
     # model.keras and best.keras hold the weights only (the optimizer state lives in the
     # backup while the run goes on): the size of the weights, not 3× that with Adam's moments
@@ -179,6 +182,65 @@ def test_an_unfinished_run_is_not_resumed_with_other_settings(tmp_path):
     assert (tmp_path / "backup" / "run.json").read_text() == json.dumps({"epochs": 3})
 
 
+SUMMARY = {"model": "m", "config": {"name": "m"}, "recipe": {"name": "short"},
+           "data": {"spec": "folder:/photos", "num_classes": 2, "class_names": ["cat", "dog"],
+                    "train_size": 8, "validation_size": 2, "resolution": 32,
+                    "skipped_files": [], "shard": None},
+           "epochs": 1, "global_batch_size": 8, "replicas": 1, "strategy": "auto (x)",
+           "mixed_precision": "float32", "seed": 0, "validation": {"accuracy": 0.5, "loss": 1.0},
+           "initial_weights": None, "weights": "none (from scratch)",
+           "fit_seconds_this_run": 1.5, "history": [{"epoch": 0, "loss": 1.0}],
+           "artifacts": {"model": "model.keras", "best": "best.keras"}}
+
+
+@pytest.mark.parametrize("change,says", [
+    ({"epochs": "1"}, "(epochs='1'; accepted: an integer)"),
+    ({"extra": 1}, "(unknown field(s) ['extra'])"),
+    ({"model": None}, "(model=None; accepted: text)"),
+    ({"data": {**SUMMARY["data"], "class_names": ["cat", "d\nog"]}},
+     "(data.class_names=['cat', 'd\\nog']; accepted: num_classes=2 one-line names)"),
+    ({"data": {**SUMMARY["data"], "num_classes": 3}}, "accepted: num_classes=3 one-line names"),
+    ({"history": [{"epoch": "x"}]}, "(history=[{'epoch': 'x'}]; accepted: a list of objects"),
+    ({"data": 7}, "(data=7; accepted: an object)"),
+])
+def test_a_summary_json_that_train_did_not_write_is_refused_in_one_line(change, says, tmp_path):
+    run = RunFolder(str(tmp_path))
+    (tmp_path / "summary.json").write_text(json.dumps({**SUMMARY, **change}))
+    for read in (run.read, lambda: run_summary(str(tmp_path / "model.keras")),
+                 lambda: choose_labels(run=run)):
+        with pytest.raises(InvalidArgument) as caught:
+            read()
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / 'summary.json'}: not a summary.json that "
+                                  "`effnet train` wrote (") and says in message, message
+        assert "\n" not in message
+
+
+def test_the_run_folder_type_round_trips_and_decides_labels(tmp_path):
+    run = RunFolder(str(tmp_path))
+    assert run.read() is None and choose_labels(run=run).origin == "none"
+    run.write(RunSummary.from_dict(SUMMARY))
+    assert json.loads((tmp_path / "summary.json").read_text()) == SUMMARY
+    old = {k: v for k, v in SUMMARY.items() if k not in ("weights", "initial_weights")}
+    assert RunSummary.from_dict(old).weights is None  # written before those fields
+    summary, path = run_summary(str(tmp_path / "best.keras"))
+    assert summary.data.class_names == ("cat", "dog") and path == run.summary_path
+    assert run_summary(str(tmp_path / "other.keras")) is None  # not the run's model
+    # the one rule: given, else the file's own, else the run's (of that model), else indices
+    assert choose_labels(["a", "b"], ["c", "d"], run).origin == "given"
+    assert choose_labels(None, ["c", "d"], run).names == ["c", "d"]
+    chosen = choose_labels(run=RunFolder.beside(str(tmp_path / "bare.tflite")))
+    assert (chosen.names, chosen.origin) == (["cat", "dog"], "run")
+    assert chosen.source == f"{tmp_path / 'summary.json'} (the run's data)"
+    assert choose_labels(run=run, model=str(tmp_path / "other.keras")).names is None
+    (tmp_path / "big.json").write_text("[" + "0, " * 100 + "0]")
+    with pytest.raises(InvalidArgument, match=r"big\.json: larger than 0 MiB, .*; refused"):
+        read_json(str(tmp_path / "big.json"), limit=64)
+    (tmp_path / "summary.json").write_text("[" * 100_000)
+    with pytest.raises(InvalidArgument, match=r"summary\.json: not JSON \(maximum recursion"):
+        run.read()
+
+
 def test_evaluate_rejects_mismatched_classes_and_resolution(tmp_path):
     keras_effnet.save_model(keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3)),
                             tmp_path / "m.keras")
@@ -249,11 +311,13 @@ def test_mixed_bfloat16_training(tmp_path):
                     data="synthetic?train=16&validation=8", epochs=1, batch_size=8,
                     resolution=32, mixed_precision="bfloat16", out=str(tmp_path), verbose=0)
     assert summary["mixed_precision"] == "mixed_bfloat16"
+    assert summary["config"]["resolution"] == 32  # the size it trained at, not the model's 96
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
     assert np.isfinite(summary["validation"]["loss"])
     # the saved model is rebuilt under the loader's policy: float32 here, for export
     model = keras_effnet.load_model(tmp_path / "model.keras")
     assert model.get_layer("top_conv").compute_dtype == "float32"
+    assert model.effnet_config.resolution == 32 and model.input_shape == (None, 32, 32, 3)
     assert evaluate(str(tmp_path / "model.keras"), "synthetic?train=16&validation=8",
                     batch_size=8)["top1"] == pytest.approx(summary["validation"]["accuracy"],
                                                            abs=0.13)  # 1 of 8 images may flip

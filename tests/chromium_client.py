@@ -1,19 +1,20 @@
-"""Headless Chromium as a client of an `effnet app` page, as a user's browser opens it.
+"""Headless Chromium as a client of an `effnet app` page, as a user's browser opens it: the
+browser the page tests (tests/test_browser.py, test_clients.py, test_serve.py) and
+benchmarks/browser_latency.py drive. Not part of the installed package: the benchmark puts
+tests/ on its path to import it.
 
 The browser is Debian's `chromium` (or $CHROMIUM), driven over the DevTools protocol on a
 pipe (`--remote-debugging-pipe`: JSON messages ending in a NUL byte, on the browser's file
 descriptors 3 and 4): the standard library suffices and no debugging port is opened. `Browser`
 opens a page, waits a bounded time for what the page writes, reads it and takes screenshots;
 leaving its `with` block ends the browser by its process id (and its helper processes, which
-share its process group). `classify_in_browser` opens an app's `?images=` URL and returns the
-page's JSON results.
+share its process group).
 
 Example:
     >>> with Browser() as browser:
-    ...     page = browser.open("http://127.0.0.1:8000/?images=examples/a.png")
+    ...     page = browser.open(app_url("http://127.0.0.1:8000/", ["examples/a.png"]))
     ...     results = page.results(timeout=60)
 """
-
 from __future__ import annotations
 
 import base64
@@ -205,15 +206,3 @@ def app_url(base: str, images: Sequence[str] = ()) -> str:
         return base
     return base + "?images=" + ",".join(urllib.parse.quote(path) for path in images)
 
-
-def classify_in_browser(base: str, images: Sequence[str], timeout: float = 120.0,
-                        screenshot: str | os.PathLike | None = None) -> Any:
-    """Open the app served at `base` in headless Chromium with `?images=` and return the
-    page's results: [{"image", "label", "score", "ms"}] or {"error": ...}; with `screenshot`,
-    a PNG of the page with its results is written there."""
-    with Browser() as browser:
-        page = browser.open(app_url(base, images))
-        results = page.results(timeout)
-        if screenshot is not None:
-            page.screenshot(screenshot)
-    return results

@@ -10,7 +10,7 @@ VENV   := .venv
 CLIENT := mediapipe==1.2.3
 STAMP  := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test test-large setup postgres browser clean
+.PHONY: quickstart test test-large setup postgres browser arm clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,13 @@ $(RUNTIME_TGZ):
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 	mkdir -p $(dir $@) && cd $(dir $@) && npm pack --silent @mediapipe/tasks-vision@$(TASKS_VISION)
+
+# The ARM test (tests/test_arm.py, large tier; it skips without this): LiteRT's aarch64 build
+# run under user-mode emulation. Debian trixie's qemu-aarch64 (QEMU 10), a bookworm arm64
+# Python 3.11 sysroot and the aarch64 wheels, fetched, hash-checked and unpacked into
+# .cache/arm/ by tests/arm/setup_arm.py (nothing installed system-wide; x86_64 Linux only).
+arm: $(STAMP)
+	$(VENV)/bin/python tests/arm/setup_arm.py
 
 # Two pytest-xdist workers: much of a test's time is single-threaded graph tracing. Tests that
 # share a trained model stay in one worker (--dist loadgroup, see tests/conftest.py).

@@ -153,7 +153,8 @@ def _read_legacy(path: str) -> Any:
     with open(path, "rb") as f:
         try:
             magic = _Unpickler(f, path).load()
-        except (pickle.UnpicklingError, EOFError, UnsafeCheckpointError):
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, OverflowError, MemoryError):  # what pickle raises on noise
             magic = None
         if magic != 0x1950A86A20F9469CFC6C:
             raise InvalidArgument(f"{path!r} is neither a torch zip checkpoint nor a legacy torch "

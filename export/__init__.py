@@ -25,14 +25,17 @@ from keras_effnet.runs import choose_labels
 from keras_effnet.export.contract import (INPUT_CONTRACT, ONNX_LABELS_KEY, model_output_kind,
                                           onnx_props)
 from keras_effnet.export.graph import Traced, input_size, is_quantization_aware, traced, using
+from keras_effnet.export.layer_report import (float_layers_cost, float_nodes,
+                                              layer_statistics, plain_int8, worst, worst_text,
+                                              write_csv)
 from keras_effnet.export.onnx_conversion import onnx_from_graph_def
 from keras_effnet.export.qat import fine_tune, quantization_aware
-from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images, convert,
-                                        converted)
+from keras_effnet.export.tflite import (IO_DTYPES, QUANTIZE_MODES, calibration_images,
+                                        configured, convert, finished)
 from keras_effnet.export.tflite_metadata import (TFLiteMetadata, check_labels, read_labels,
                                                  with_metadata)
-from keras_effnet.export.verify import (THRESHOLDS, VerificationError, checked, compare,
-                                        thresholds_for, verify)
+from keras_effnet.export.verify import (TARGETS, THRESHOLDS, VerificationError, check_target,
+                                        checked, compare, failures, thresholds_for, verify)
 
 
 
@@ -111,22 +114,30 @@ def metadata(model: Any) -> dict[str, Any]:
 
 def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data: Any,
             verify_count: int, labels: list[str] | None, num_threads: int,
-            thresholds: dict[str, float | None] | None, extra: dict[str, Any]) -> dict[str, Any]:
+            thresholds: dict[str, float | None] | None, extra: dict[str, Any],
+            target: str = "cpu", baseline: bytes | None = None) -> dict[str, Any]:
+    """Verify `artifact_bytes` and write it as `path` with its report, or raise
+    VerificationError leaving only `<path>.failed.json`. `baseline`: the plain int8 file that
+    `float_layers` is measured against (on the same images)."""
     images, targets, no_accuracy = _verification_images(model, verify_data, verify_count,
                                                         labels)
     extra = {**extra, "verify_data": describe_data(verify_data, "validation")}
     if no_accuracy:
         extra["accuracy"] = f"not computed: {no_accuracy}"
+    plain = (plain_int8(baseline, path, model, images, targets, num_threads, thresholds)
+             if baseline is not None else None)
     failed_report = path + ".failed.json"
     with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
             f.write(artifact_bytes)
         try:
             report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
-                            thresholds=thresholds)
+                            thresholds=thresholds, target=target)
         except VerificationError as failed:  # nothing under the final name; the report kept
             report = {**failed.report, "artifact": os.path.basename(path), **extra,
                       "metadata": metadata(model), "labels": labels}
+            if plain:
+                report["float_layers"] = float_layers_cost(report, plain)
             report["checked"] = checked(report)
             write_json(report, failed_report)
             reason = str(failed).split("verification failed: ", 1)[-1]
@@ -134,6 +145,8 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
                                     f"report in {failed_report})", report) from None
         report["artifact"] = os.path.basename(path)
         report.update(extra, metadata=metadata(model), labels=labels)
+        if plain:
+            report["float_layers"] = float_layers_cost(report, plain)
         report["checked"] = checked(report)
     write_json(report, path + ".json")
     if os.path.exists(failed_report):  # an earlier attempt's
@@ -181,7 +194,8 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
               labels: list[str] | None = None, num_threads: int = 2,
               thresholds: dict[str, float | None] | None = None,
               bias_correction: bool = True,
-              metadata: TFLiteMetadata | bool = True) -> dict[str, Any]:
+              metadata: TFLiteMetadata | bool = True, target: str | None = None,
+              layer_report: bool = False, float_layers: int = 0) -> dict[str, Any]:
     """Convert to TFLite (none | float16 | dynamic | int8), verify, write; return the report.
 
     `model`: a Keras model, or `traced(model)` to export several artifacts from one trace.
@@ -195,6 +209,13 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
     LiteRT's Task Library), with `labels` (default: the model's `class_names`) as the labels
     file; a `TFLiteMetadata` sets its name, description, version, author and license;
     False writes a bare file. The interpreter computes the same bytes either way.
+    `target`: "gpu" fails a file whose ops would not all run on the GPU delegate (default
+    None / "cpu": the report says which would fall back; export/gpu_compat.py).
+    `layer_report` (int8): write `<path>.layers.csv`, TensorFlow Lite's quantization
+    debugger statistics per layer on the calibration images, worst first
+    (export/layer_report.py). `float_layers=N` (int8): keep the N worst of those layers (and
+    the ops reading their outputs) in float; the report says what that cost in size and
+    latency against the plain int8 file. A failed int8 verification names its worst layers.
     """
     path = os.fspath(path)
     if not path.endswith(".tflite"):
@@ -203,31 +224,106 @@ def to_tflite(model: Any, path: str | os.PathLike, quantize: str = "none", *,
         raise InvalidType(f"metadata={metadata!r}; accepted: True, False or a TFLiteMetadata")
     check_writable_dir(path)
     limits = thresholds_for(quantize, thresholds)  # a bad threshold fails before converting
+    target = check_target(target)
+    _check_layer_options(model, quantize, layer_report, float_layers)
     reference = _reference(model)
     labels = model_labels(reference, labels)  # before the slow conversion
-    flatbuffer, done = converted(model, quantize, representative_data, calibration_steps,
-                                 io_dtype, bias_correction)
+    conversion_args = (model, quantize, representative_data, calibration_steps, io_dtype,
+                       bias_correction)
+    statistics, baseline = None, None
+    with configured(*conversion_args) as conversion:
+        flatbuffer, done = finished(conversion.converter.convert(), io_dtype), conversion.info
+        if layer_report or float_layers:  # the debugger calibrates once more, as convert did
+            statistics = layer_statistics(conversion)
+            if float_layers:
+                nodes = float_nodes(statistics, float_layers)
+                baseline, flatbuffer = flatbuffer, statistics.model(nodes, io_dtype)
     written: dict[str, Any] = {"written": False}
     if metadata is not False:
-        classes = int(reference.outputs[0].shape[-1])
-        info = default_metadata(reference, quantize, io_dtype, classes)
-        if isinstance(metadata, TFLiteMetadata):
-            info = TFLiteMetadata(**{key: getattr(metadata, key) or getattr(info, key)
-                                     for key in ("name", "description", "version", "author",
-                                                 "license")})
-        flatbuffer, written = with_metadata(flatbuffer, info, labels,
-                                            output=model_output_kind(reference),
-                                            input_note=INPUT_CONTRACT)
-        if labels is None:
-            written["note"] = ("no labels given and the model has no class_names: the file "
-                               "carries none, so apps show class indices")
+        flatbuffer, written = _with_metadata(flatbuffer, reference, quantize, io_dtype,
+                                             metadata, labels)
+        baseline = baseline and _with_metadata(baseline, reference, quantize, io_dtype,
+                                               metadata, labels)[0]
     extra = {"format": "tflite", "quantize": quantize, "io_dtype": io_dtype, **done,
              "tflite_metadata": written}
     if quantize == "int8":
         extra["calibration_data"] = describe_data(representative_data, "train")
-    return _finish(flatbuffer, path, reference, quantize,
-                   verify_data if verify_data is not None else representative_data,
-                   verify_count, labels, num_threads, limits, extra)
+    if statistics:
+        extra.update(_layer_entries(statistics, path, layer_report, float_layers))
+    try:
+        return _finish(flatbuffer, path, reference, quantize,
+                       verify_data if verify_data is not None else representative_data,
+                       verify_count, labels, num_threads, limits, extra, target, baseline)
+    except VerificationError as failed:
+        if quantize != "int8" or is_quantization_aware(model) or not _lost_accuracy(
+                failed.report, limits):
+            raise
+        if statistics is None:  # name the layers that lost it: one more calibration
+            try:
+                with configured(*conversion_args) as conversion:
+                    statistics = layer_statistics(conversion)
+            except Exception:  # noqa: BLE001 - the layers only explain; the failure stands
+                raise failed from None
+            failed.report["worst_layers"] = worst(statistics.rows)
+            write_json(failed.report, path + ".failed.json")
+        raise VerificationError(f"{failed}; {worst_text(statistics.rows[:5], float_layers)}",
+                                failed.report) from None
+
+
+def _check_layer_options(model: Any, quantize: str, layer_report: Any,
+                         float_layers: Any) -> None:
+    if not isinstance(layer_report, bool):
+        raise InvalidArgument(f"layer_report={layer_report!r}; accepted: True or False")
+    if isinstance(float_layers, bool) or not isinstance(float_layers, int) or float_layers < 0:
+        raise InvalidArgument(f"float_layers={float_layers!r}; accepted: a whole number >= 0")
+    if (layer_report or float_layers) and quantize != "int8":
+        raise InvalidArgument(f"{'layer_report' if layer_report else 'float_layers'} applies "
+                              f"to quantize='int8' (got {quantize!r})")
+    if (layer_report or float_layers) and is_quantization_aware(model):
+        raise InvalidArgument("layer_report and float_layers apply to post-training int8; a "
+                              "quantization-aware model's ranges come from its training")
+
+
+def _layer_entries(statistics: Any, path: str, layer_report: bool,
+                   float_layers: int) -> dict[str, Any]:
+    """The report's entries of the layer report: the worst layers, the CSV's name (written
+    now: it describes the conversion whether or not the file passes), the float layers."""
+    entries: dict[str, Any] = {"worst_layers": worst(statistics.rows)}
+    if layer_report:
+        write_csv(statistics.rows, path + ".layers.csv")
+        entries["layer_report"] = os.path.basename(path) + ".layers.csv"
+    if float_layers:
+        worst_rows = statistics.rows[:float_layers]
+        entries["float_layers"] = {"count": float_layers,
+                                   "layers": [row["layer"] for row in worst_rows],
+                                   "kept_in_float": float_nodes(statistics, float_layers)}
+    return entries
+
+
+def _lost_accuracy(report: dict[str, Any], limits: dict[str, float | None]) -> bool:
+    """Whether a failed int8 verification failed on what quantization loses (agreement, SQNR,
+    accuracy), not on too few decisive images or the GPU delegate alone."""
+    return any(not reason.startswith("too few decisive images")
+               for reason in failures(report, limits))
+
+
+def _with_metadata(flatbuffer: bytes, reference: Any, quantize: str, io_dtype: str,
+                   metadata: TFLiteMetadata | bool, labels: list[str] | None
+                   ) -> tuple[bytes, dict[str, Any]]:
+    """The flatbuffer with its image-classifier metadata, and what was written."""
+    classes = int(reference.outputs[0].shape[-1])
+    info = default_metadata(reference, quantize, io_dtype, classes)
+    if isinstance(metadata, TFLiteMetadata):
+        info = TFLiteMetadata(**{key: getattr(metadata, key) or getattr(info, key)
+                                 for key in ("name", "description", "version", "author",
+                                             "license")})
+    flatbuffer, written = with_metadata(flatbuffer, info, labels,
+                                        output=model_output_kind(reference),
+                                        input_note=INPUT_CONTRACT)
+    if labels is None:
+        written["note"] = ("no labels given and the model has no class_names: the file "
+                           "carries none, so apps show class indices")
+    return flatbuffer, written
 
 
 def onnx_model(model: Any, opset: int = 17) -> Any:
@@ -285,8 +381,8 @@ def to_saved_model(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
-__all__ = ["IO_DTYPES", "ONNX_LABELS_KEY", "QUANTIZE_MODES", "THRESHOLDS", "TFLiteMetadata",
-           "Traced", "VerificationError", "compare", "describe_data", "fine_tune",
+__all__ = ["IO_DTYPES", "ONNX_LABELS_KEY", "QUANTIZE_MODES", "TARGETS", "THRESHOLDS",
+           "TFLiteMetadata", "Traced", "VerificationError", "compare", "describe_data", "fine_tune",
            "is_quantization_aware", "metadata", "onnx_model", "quantization_aware",
            "read_labels", "thresholds_for", "to_onnx", "to_saved_model", "to_tflite", "traced",
            "verify"]

@@ -13,7 +13,9 @@ the Keras model itself: its fake-quant ranges are kept, the representative image
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import contextlib
+import dataclasses
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -74,6 +76,29 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
               bias_correction: bool = True) -> tuple[bytes, dict[str, Any]]:
     """`convert`'s flatbuffer and what it did beyond converting: for int8, the bias
     correction's summary (`export/bias_correction.py`), {} otherwise."""
+    with configured(model, quantize, representative_data, calibration_steps, io_dtype,
+                    bias_correction) as conversion:
+        return finished(conversion.converter.convert(), io_dtype), conversion.info
+
+
+@dataclasses.dataclass
+class Conversion:
+    """A converter set up as `converted` sets it up (the one place for converter settings),
+    valid inside `configured`'s block: `images` are the calibration images (int8, else None),
+    `info` what was done beyond converting (the bias correction's summary)."""
+    converter: Any
+    images: np.ndarray | None
+    info: dict[str, Any]
+    quantization_aware: bool
+
+
+@contextlib.contextmanager
+def configured(model: Any, quantize: str = "none", representative_data: Any = None,
+               calibration_steps: int = 100, io_dtype: str = "float32",
+               bias_correction: bool = True) -> Iterator[Conversion]:
+    """The converter of `model` for `quantize`, configured, with the SavedModel it reads
+    alive for the block: `converted` converts with it, the layer report
+    (`export/layer_report.py`) hands it to TensorFlow Lite's quantization debugger."""
     import tensorflow as tf
 
     if quantize not in QUANTIZE_MODES:
@@ -93,7 +118,8 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
               if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), {}
+        yield Conversion(_configure(converter, quantize, images, io_dtype), images, {}, True)
+        return
     info: dict[str, Any] = {}
     values = None
     if quantize == "int8":
@@ -105,11 +131,12 @@ def converted(model: Any, quantize: str = "none", representative_data: Any = Non
                 model, values = corrected, None
     with using(model) as graph, graph.with_values(values) as saved_model:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        return _io(_configure(converter, quantize, images, io_dtype).convert(), io_dtype), info
+        yield Conversion(_configure(converter, quantize, images, io_dtype), images, info, False)
 
 
-def _io(flatbuffer: bytes, io_dtype: str) -> bytes:
-    """A uint8 input made to take pixels as they are (scale 1, zero point 0).
+def finished(flatbuffer: bytes, io_dtype: str) -> bytes:
+    """A converted flatbuffer as it is written: a uint8 input made to take pixels as they
+    are (scale 1, zero point 0).
 
     The converter gives a uint8 input the range the calibration images spanned: on darker
     images (max 200, say) a scale of 0.78, so an app that feeds camera pixels as they are

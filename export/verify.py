@@ -5,8 +5,10 @@ difference, the outputs' signal-to-quantization-noise ratio (SQNR, dB) and cosin
 top-1 agreement over all images and over the *decisive* ones (whose float top-1/top-2
 probability margin exceeds `near_tie_margin`; the others are near-ties, which flip under any
 quantizer, and are counted, not failed), each image's margin, accuracy of both on labelled
-data, file size and single-image latency. `verify` raises `VerificationError` (carrying the
-report) when a threshold is passed.
+data, file size and single-image latency, and for a TFLite file whether every op runs on the
+GPU delegate (`gpu_delegate`, a static check: export/gpu_compat.py). `verify` raises
+`VerificationError` (carrying the report) when a threshold is passed, or when a file meant for
+the GPU (`target="gpu"`) has ops that would fall back to the CPU.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ THRESHOLDS = {
              "min_sqnr_db": 6.0, "near_tie_margin": 0.1, "max_accuracy_drop": 0.05,
              "min_decisive_images": 30},
 }
+# what a file is for: "cpu" (the default) reports the GPU delegate check, "gpu" gates on it
+TARGETS = ("cpu", "gpu")
 _FRACTIONS = ("min_agreement", "min_decisive_agreement", "near_tie_margin", "max_accuracy_drop")
 _COUNTS = ("min_decisive_images",)
 
@@ -141,9 +145,26 @@ def checked(report: dict[str, Any]) -> str:
     if report.get("verify_data"):
         line += f" of {report['verify_data']}"
     if "keras_accuracy" in report:
-        return (line + f"; top-1 accuracy: Keras {report['keras_accuracy']:.4f}, artifact "
-                f"{report['artifact_accuracy']:.4f}")
-    return line + f"; accuracy {report.get('accuracy', 'not computed')}"
+        line += (f"; top-1 accuracy: Keras {report['keras_accuracy']:.4f}, artifact "
+                 f"{report['artifact_accuracy']:.4f}")
+    else:
+        line += f"; accuracy {report.get('accuracy', 'not computed')}"
+    if report.get("gpu_delegate"):
+        from keras_effnet.export.gpu_compat import summary
+
+        line += f"; GPU delegate: {summary(report['gpu_delegate'])}"
+    return line
+
+
+def check_target(target: str | None, tflite: bool = True) -> str:
+    """`target` as verification takes it ("cpu" for None); "gpu" only for TFLite files."""
+    if target is None:
+        return "cpu"
+    if target not in TARGETS:
+        raise InvalidArgument(f"target={target!r}; accepted: {', '.join(TARGETS)}, or None")
+    if target == "gpu" and not tflite:
+        raise InvalidArgument("target='gpu' applies to TFLite files (the GPU delegate's)")
+    return target
 
 
 def failures(report: dict[str, Any], limits: dict[str, float | None]) -> list[str]:
@@ -186,12 +207,16 @@ def failures(report: dict[str, Any], limits: dict[str, float | None]) -> list[st
 def verify(artifact: str, reference_model: Any, images: np.ndarray,
            labels: np.ndarray | None = None, *, kind: str = "none", num_threads: int = 2,
            thresholds: dict[str, float | None] | None = None,
-           latency_repeats: int = 20) -> dict[str, Any]:
+           latency_repeats: int = 20, target: str | None = None) -> dict[str, Any]:
     """Run `artifact` (.tflite / .onnx) and `reference_model` on `images`; check and report.
 
     `kind`: the artifact's quantize mode (its default THRESHOLDS); `thresholds` override them.
+    `target="gpu"`: a TFLite file with ops the GPU delegate lacks fails (default "cpu": they
+    are reported).
     """
     limits = thresholds_for(kind, thresholds)
+    tflite = artifact.endswith(".tflite")
+    target = check_target(target, tflite)
     runner = runner_for(artifact, num_threads)
     expected = np.asarray(reference_model.predict(images, batch_size=32, verbose=0), "float32")
     report = compare(expected, runner(images), labels, limits["near_tie_margin"],
@@ -200,8 +225,15 @@ def verify(artifact: str, reference_model: Any, images: np.ndarray,
                   size_bytes=os.path.getsize(artifact), threads=num_threads,
                   median_latency_ms=round(median_latency_ms(runner, images[0],
                                                              latency_repeats), 3),
-                  thresholds=limits)
+                  thresholds=limits, target=target)
+    if tflite:
+        from keras_effnet.export.gpu_compat import gpu_delegate, refusal
+
+        with open(artifact, "rb") as f:
+            report["gpu_delegate"] = gpu_delegate(f.read())
     failed = failures(report, limits)
+    if tflite and target == "gpu" and not report["gpu_delegate"]["runs_wholly_on_gpu"]:
+        failed.append(refusal(report["gpu_delegate"], kind))
     report["passed"] = not failed
     if failed:
         raise VerificationError(f"{artifact}: verification failed: {'; '.join(failed)}",

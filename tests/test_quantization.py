@@ -209,7 +209,9 @@ def test_the_report_says_what_it_checked(trained, tmp_path):
     assert report["checked"] == (f"verified on 2 images ({report['decisive_images']} decisive, "
                                  f"{report['near_ties']} near-ties at margin 0.01) of "
                                  f"folder:{foreign} (validation split); accuracy "
-                                 f"{report['accuracy']}")
+                                 f"{report['accuracy']}; GPU delegate: all "
+                                 f"{report['gpu_delegate']['ops']} ops on the GPU delegate "
+                                 "(static check)")
     with pytest.raises(VerificationError, match=r"too few decisive images to judge: [01] of the "
                        r"1 verified .* min_decisive_images 30; .*verify_count=N") as caught:
         verify(str(out / "model_int8.tflite"), model, images[:1], kind="int8")

@@ -12,7 +12,7 @@ from typing import Literal
 from absl.app import UsageError
 
 from keras_effnet.cli.options import Flag, Quantize, changed, check_data, flag_syntax
-from keras_effnet.cli.reports import metadata_line, report_table, stage
+from keras_effnet.cli.reports import layer_lines, metadata_line, report_table, stage
 from keras_effnet.runs import RunFolder, choose_labels, run_summary
 
 EXPORT_NAMES = {"tflite": "_{quantize}.tflite", "onnx": ".onnx", "saved_model": "_saved_model"}
@@ -45,6 +45,16 @@ EXPORT_FLAGS = {
                     "is verified on",
     "qat_epochs": "with --quantize=int8: first fine-tune this many epochs quantization-aware "
                   "(the remedy when PTQ loses accuracy)",
+    "target": "TFLite: the hardware the file is for; every TFLite report says which ops would "
+              "fall back from the GPU delegate to the CPU (a static check), gpu makes such a "
+              "fallback an error (export --quantize=float16 for GPU delegates)",
+    "layer_report": "with --quantize=int8: write <artifact>.layers.csv, TensorFlow Lite's "
+                    "quantization debugger statistics per layer on the calibration images (the "
+                    "int8 layer against the float one: channel SQNR, SQNR, mean squared error, "
+                    "scale, zero point), worst first",
+    "float_layers": "with --quantize=int8: keep the N worst layers of the layer report (and "
+                    "the ops reading their outputs) in float, verified; the report gives the "
+                    "size and latency that costs against plain int8",
     "labels": "a labels file (one class name per line) for the artifact (default: the model's "
               "class names, else the run's summary.json)",
     "metadata": "TFLite: write the image-classifier metadata on-device runtimes read (MediaPipe "
@@ -123,7 +133,9 @@ def export(*, model: str | None = None,
            quantize: Quantize = "none", io_dtype: Literal["float32", "uint8", "int8"] = "float32",
            opset: int = 17, bias_correction: bool = True,
            calibration: str | None = None, verify_data: str | None = None,
-           verify_count: int = 64, qat_epochs: int = 0, labels: str | None = None,
+           verify_count: int = 64, qat_epochs: int = 0,
+           target: Literal["cpu", "gpu"] = "cpu", layer_report: bool = False,
+           float_layers: int = 0, labels: str | None = None,
            metadata: bool = True, author: str | None = None, license: str | None = None,
            description: str | None = None, model_version: str | None = None,
            data: str | None = None, batch_size: int = 64, seed: int = 0,
@@ -138,7 +150,10 @@ def export(*, model: str | None = None,
     unless --calibration / --verify_data / --data say otherwise; any other model needs one
     of them (synthetic data only when asked for: --calibration=synthetic). Verification
     gates on the top-1 agreement of the decisive images (float top-1/top-2 margin above
-    --near_tie_margin), the SQNR, max |Δ| and the accuracy drop; near-ties are counted."""
+    --near_tie_margin), the SQNR, max |Δ| and the accuracy drop; near-ties are counted.
+    Every TFLite report says whether each op runs on the GPU delegate (--target=gpu: an op
+    that would fall back fails); --layer_report and --float_layers say which int8 layers
+    lose accuracy and keep the worst in float."""
     if not model:
         raise UsageError("--model=PATH.keras is required")
     path = export_path(model, out, format, quantize)
@@ -146,6 +161,11 @@ def export(*, model: str | None = None,
     int8 = tflite and quantize == "int8"
     if qat_epochs and not int8:
         raise UsageError("--qat_epochs needs --format=tflite --quantize=int8")
+    if qat_epochs and (layer_report or float_layers):
+        raise UsageError("--layer_report and --float_layers apply to post-training int8, not "
+                         "after --qat_epochs")
+    if float_layers < 0:
+        raise UsageError(f"--float_layers={float_layers}; accepted: a whole number >= 0")
     # settings of one format or mode given to another would be silently ignored: refuse them
     ignored = changed(export, **{name: value for name, value, applies in (
         ("quantize", quantize, tflite), ("io_dtype", io_dtype, int8),
@@ -153,7 +173,9 @@ def export(*, model: str | None = None,
         ("labels", labels, not saved_model), ("verify_count", verify_count, not saved_model),
         ("author", author, tflite and metadata), ("license", license, tflite and metadata),
         ("description", description, tflite and metadata),
-        ("model_version", model_version, tflite and metadata), ("metadata", metadata, tflite))
+        ("model_version", model_version, tflite and metadata), ("metadata", metadata, tflite),
+        ("target", target, tflite), ("layer_report", layer_report, int8),
+        ("float_layers", float_layers, int8))
         if not applies})
     if ignored:
         raise UsageError(f"{ignored[0]} does not apply to --format={format}"
@@ -212,15 +234,20 @@ def export(*, model: str | None = None,
             report = library.to_tflite(
                 keras_model, path, quantize, io_dtype=io_dtype, bias_correction=bias_correction,
                 representative_data=chosen["calibration"][0] if int8 else None,
-                metadata=written, **common)
+                metadata=written, target=target, layer_report=layer_report,
+                float_layers=float_layers, **common)
         else:
             report = library.to_onnx(keras_model, path, opset, **common)
     except library.VerificationError as failed:
         print(report_table([failed.report]))
         stage("export", failed.report["checked"])
+        for line in layer_lines(failed.report):
+            stage("export", line)
         raise
     print(report_table([report]))
     stage("export", report["checked"])
+    for line in layer_lines(report):
+        stage("export", line)
     if not report["decisive_images"]:
         stage("export", f"note: no image has a float top-1/top-2 margin above "
                         f"{report['near_tie_margin']} (near-constant outputs: an untrained "

@@ -80,10 +80,11 @@ def _number(value: float | None, spec: str) -> str:
 
 def report_table(reports: list[dict]) -> str:
     """The verification table printed by export and quickstart (the decisive agreement is over
-    the images whose float top-1/top-2 margin exceeds the report's near_tie_margin)."""
+    the images whose float top-1/top-2 margin exceeds the report's near_tie_margin; GPU: "all"
+    when every op of a TFLite file runs on the GPU delegate, else how many would fall back)."""
     rows = [f"{'artifact':<28} {'size (MB)':>9} {'max |Δ|':>9} {'SQNR dB':>8} "
             f"{'top-1 agree':>11} {'decisive':>8} {'ties':>5} {'acc keras':>9} {'acc art.':>9} "
-            f"{'ms (1 img)':>10}  ok"]
+            f"{'ms (1 img)':>10} {'GPU':>7}  ok"]
     for r in reports:
         sqnr = "inf" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
         rows.append(f"{r['artifact']:<28} {r['size_bytes'] / 1e6:>9.2f} {r['max_abs_diff']:>9.2e} "
@@ -91,8 +92,46 @@ def report_table(reports: list[dict]) -> str:
                     f"{_number(r['decisive_agreement'], '.4f'):>8} {r['near_ties']:>5} "
                     f"{_number(r.get('keras_accuracy'), '.4f'):>9} "
                     f"{_number(r.get('artifact_accuracy'), '.4f'):>9} "
-                    f"{r['median_latency_ms']:>10.2f}  {'yes' if r['passed'] else 'NO'}")
+                    f"{r['median_latency_ms']:>10.2f} {_gpu(r.get('gpu_delegate')):>7}  "
+                    f"{'yes' if r['passed'] else 'NO'}")
     return "\n".join(rows)
+
+
+def _gpu(entry: dict | None) -> str:
+    if not entry:
+        return "—"
+    return "all" if entry["runs_wholly_on_gpu"] else f"{len(entry['fallback_ops'])} CPU"
+
+
+def layer_lines(report: dict) -> list[str]:
+    """What `effnet export` prints of an int8 layer report: the worst layers, the CSV, and
+    what the layers kept in float cost against the plain int8 file."""
+    from keras_effnet.export.layer_report import short
+
+    lines = []
+    if report.get("worst_layers"):
+        lines.append("worst int8 layers (channel SQNR, SQNR; the float layer against the int8 "
+                     "one on the calibration images):")
+        lines += [f"  {row['rank']}. {short(row['layer'])} ({row['op']}): "
+                  f"{row['channel_sqnr_db']:g} dB, {row['sqnr_db']:g} dB"
+                  for row in report["worst_layers"]]
+    if report.get("layer_report"):
+        lines.append(f"layer report: {report['layer_report']} (every quantized layer, worst "
+                     "first)")
+    entry = report.get("float_layers")
+    if entry and "plain_int8" in entry:
+        plain = entry["plain_int8"]
+        sqnr = ("" if "sqnr_db_gained" not in entry else
+                f", SQNR {plain['sqnr_db']:.1f} -> {report['sqnr_db']:.1f} dB")
+        accuracy = ("" if "accuracy_gained" not in entry else
+                    f", accuracy {plain['artifact_accuracy']:.4f} -> "
+                    f"{report['artifact_accuracy']:.4f}")
+        lines.append(f"float layers: {entry['count']} kept in float with the ops reading them "
+                     f"({len(entry['kept_in_float'])} ops): size {plain['size_bytes'] / 1e6:.3f}"
+                     f" -> {report['size_bytes'] / 1e6:.3f} MB, latency "
+                     f"{plain['median_latency_ms']:.2f} -> {report['median_latency_ms']:.2f} ms "
+                     f"(1 image){sqnr}{accuracy}, against plain int8")
+    return lines
 
 
 def metadata_line(written: dict) -> str:

@@ -112,8 +112,9 @@ def epoch_callbacks(recipe: Recipe, history: str, backup: str, write_dir: str, f
 
 
 class StageLog(keras.callbacks.Callback):
-    """Adds the stage's image size and regularisation to each epoch's logs (so to the
-    history): what every epoch of a progressive run trained with, resumed ones included."""
+    """Adds the stage's image size, regularisation and (staged fine-tuning) first trained
+    block to each epoch's logs (so to the history): what every epoch of a staged run trained
+    with, resumed ones included."""
 
     def __init__(self, stage: Stage) -> None:
         super().__init__()
@@ -124,6 +125,8 @@ class StageLog(keras.callbacks.Callback):
             logs.update(stage=self.stage.index, image_size=self.stage.size,
                         dropout=self.stage.dropout, randaugment=self.stage.randaugment,
                         mixup=self.stage.mixup)
+            if self.stage.train_from is not None:  # staged fine-tuning
+                logs.update(train_from=self.stage.train_from)
 
 
 class KeepRawWeights(keras.callbacks.Callback):

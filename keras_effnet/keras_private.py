@@ -24,6 +24,7 @@ PRIVATE_NAMES = (
     (keras.optimizers.Optimizer, "_update_model_variables_moving_average"),
     (keras.optimizers.Optimizer, "_model_variables_moving_average"),  # set when EMA is built
     (keras.callbacks.BackupAndRestore, "_save_model"),
+    (keras.optimizers.Optimizer, "_learning_rate"),  # the schedule it was made with
     (keras.callbacks.BackupAndRestore, "_weights_path"),
     (keras.callbacks.BackupAndRestore, "_training_metadata_path"),
     (keras.callbacks.BackupAndRestore, "_current_epoch"),
@@ -93,6 +94,13 @@ class ReferenceEMA:
     average stays near the initial weights for ~10 000 steps, all of a short run. The first
     update copies the weights (Keras starts the average at zero)."""
 
+    def finalize_variable_values(self, var_list: Any) -> None:
+        """Keras passes the model's trainable weights, fewer than the averages when staged
+        fine-tuning has frozen layers: the averages are of every variable the optimizer was
+        built with (a frozen one's is its value)."""
+        super().finalize_variable_values(self._trainable_variables if self.use_ema
+                                         else var_list)
+
     def _update_model_variables_moving_average(self, trainable_variables: Any) -> None:
         if not self.use_ema:
             return
@@ -103,6 +111,12 @@ class ReferenceEMA:
             if average is not None:
                 d = keras.ops.cast(decay, var.dtype)
                 average.assign(d * average + (1 - d) * var)
+
+
+def learning_rate_schedule(optimizer: Any) -> Any:
+    """The learning rate (schedule) an optimizer was made with; a loss-scale wrapper's, its
+    inner optimizer's."""
+    return getattr(optimizer, "inner_optimizer", optimizer)._learning_rate
 
 
 class AtomicBackup(keras.callbacks.BackupAndRestore):

@@ -23,12 +23,14 @@ from keras_effnet.recipe import Recipe
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak`, then staircase exponential decay (the reference) or cosine."""
+    """Linear warm-up to `peak`, then staircase exponential decay (the reference) or cosine,
+    times `share` (a constant of the traced step: staged fine-tuning's steps set it)."""
 
     def __init__(self, peak: float, warmup_steps: int, total_steps: int, kind: str,
                  decay_rate: float = 0.97, decay_steps: int = 1) -> None:
         self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
         self.kind, self.decay_rate, self.decay_steps = kind, decay_rate, max(1, decay_steps)
+        self.share = 1.0
 
     def __call__(self, step: Any) -> Any:
         step = tf.cast(step, tf.float32)
@@ -40,7 +42,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
             span = float(max(1, self.total_steps - self.warmup_steps))
             progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
             decayed = self.peak * 0.5 * (1 + tf.cos(math.pi * progress))
-        return tf.where(step < self.warmup_steps, warm, decayed)
+        return self.share * tf.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self) -> dict[str, Any]:
         return {"peak": self.peak, "warmup_steps": self.warmup_steps,

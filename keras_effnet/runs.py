@@ -58,6 +58,8 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tuple[int, int] | None": (lambda v: v is None or (isinstance(v, list) and len(v) == 2
                                                        and all(map(_int, v))),
                                "null or [count, index]"),
+    "list[dict[str, Any]] | None": (lambda v: v is None or (isinstance(v, list) and all(
+        isinstance(x, dict) for x in v)), "a list of objects or null"),
     "RunData": (lambda v: isinstance(v, dict), "an object")}
 
 
@@ -125,7 +127,8 @@ class RunData:
 class RunSummary:
     """A run's summary.json: what trained (model, config, recipe, data), how (epochs, global
     batch, replicas, strategy, precision, seed, starting weights), the result (validation
-    scores, history, progressive stages) and the files it wrote (`artifacts`)."""
+    scores, history, the stages of a progressive or staged fine-tuning run) and the files it
+    wrote (`artifacts`)."""
 
     model: str
     config: dict[str, Any]  # ModelConfig.to_dict() of the model as built
@@ -143,7 +146,10 @@ class RunSummary:
     artifacts: dict[str, str]  # {role: file name in the folder}
     initial_weights: str | None = None  # "imagenet", a weights file, None: from scratch
     weights: str | None = None  # the same, in words
-    progressive: dict[str, Any] | None = None  # {"schedule": …, "stages": […]}
+    progressive: dict[str, Any] | None = None  # {"schedule": Progressive.to_dict()}
+    # from pretrained weights: {"mode": "full"} or {"mode": "staged", FineTuning's fields}
+    fine_tuning: dict[str, Any] | None = None
+    stages: list[dict[str, Any]] | None = None  # a staged run's stages.json rows
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = SUMMARY) -> "RunSummary":
@@ -160,8 +166,9 @@ class RunSummary:
         """The JSON form (what summary.json holds and `train` returns)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields["data"] = self.data.to_dict()
-        if self.progressive is None:
-            del fields["progressive"]
+        for name in ("progressive", "fine_tuning", "stages"):
+            if fields[name] is None:
+                del fields[name]
         return fields
 
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from typing import Any
 
 import keras
@@ -31,11 +32,13 @@ from keras_effnet.callbacks import (BestCheckpoint, HistoryCSV, KeepRawWeights, 
 from keras_effnet.console import fit_verbosity
 from keras_effnet.data import Augment, load
 from keras_effnet.errors import InvalidArgument, InvalidType, MissingFile
+from keras_effnet.fine_tuning import FineTuning, as_fine_tuning, cut
 from keras_effnet.files import write_json
-from keras_effnet.keras_private import AtomicBackup
+from keras_effnet.keras_private import AtomicBackup, learning_rate_schedule
 from keras_effnet.model import build
 from keras_effnet.optim import WarmupSchedule, apply_weight_decay, make_optimizer
-from keras_effnet.progressive import Progressive, Stage, as_progressive
+from keras_effnet.profile import profile
+from keras_effnet.progressive import Progressive, Stage, as_progressive, concern
 from keras_effnet.recipe import Recipe
 from keras_effnet.runs import RunData, RunFolder, RunSummary, claim_settings, prepare_folder
 from keras_effnet.scaling import ModelConfig, scale
@@ -148,13 +151,13 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
           mixed_precision: str = "none", resolution: int | None = None, out: str = "runs/train",
           seed: int = 0, verbose: str | int = "auto",
           num_classes: int | None = None, weights: str | os.PathLike | None = "auto",
-          skip_head: bool = False, progressive: Any = None) -> dict[str, Any]:
+          skip_head: bool = False, progressive: Any = None,
+          fine_tuning: str | FineTuning = "full") -> dict[str, Any]:
     """Train a variant name / `ModelConfig` on a data spec; return (and write) the summary.
 
     The class count comes from the data; `num_classes`, when given, must agree with it.
     `resolution` (default: the model's own) is the size the run trains, validates and saves
-    the model at; one other than the model's own is said in a UserWarning (its config keeps
-    its own size).
+    the model at, and the saved config's resolution.
     `weights` ("imagenet", or any file `build` loads: keras.applications, `.pth`,
     `.safetensors`) starts from pretrained weights: fine-tuning; `skip_head=True` gives the
     data's label set a fresh classifier. The recipe's zero-init then touches that fresh
@@ -169,6 +172,12 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     magnitude and mixup grow together (EfficientNetV2's progressive learning; the schedule's
     RandAugment replaces the recipe's). Validation always runs at `resolution`, the size the
     saved model takes.
+
+    `fine_tuning` (a run from pretrained weights): "full" trains everything from the first
+    step; "staged" (or a `fine_tuning.FineTuning`) trains the classifier alone on the frozen
+    backbone first, then unfreezes the blocks from the top at a share of the rate, batch
+    normalization in inference mode throughout (the Keras transfer-learning guide's way;
+    measured below full fine-tuning on the digits and the embedded set, docs/training.md).
 
     `batch_size` is the global batch, split evenly across replicas. Re-running the same call
     after a crash resumes from the last finished epoch (BackupAndRestore in `out/backup`), in
@@ -187,10 +196,11 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         config = dataclasses.replace(config, resolution=resolution)
     resolution = config.resolution
     schedule = as_progressive(progressive)
-    stages = None if schedule is None else schedule.plan(
-        epochs, resolution, config.dropout_rate if recipe.dropout_rate is None
-        else recipe.dropout_rate)
+    own_dropout = config.dropout_rate if recipe.dropout_rate is None else recipe.dropout_rate
+    if schedule is not None:  # its settings checked before anything is read or written
+        schedule.plan(epochs, resolution, own_dropout)
     weights, skip_head, start = starting_weights(config, weights, skip_head)
+    fine = _fine_tuning(as_fine_tuning(fine_tuning), weights, skip_head)
     if named_recipe and weights is not None:
         recipe = recipe.fine_tuning()
     source = weights
@@ -207,6 +217,16 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     dataset = load(data, resolution=resolution, batch_size=batch_size, seed=seed,
                    augment=Augment(recipe.crop_area_min, recipe.randaugment),
                    shard=shard, num_classes=num_classes)
+    stages = None if schedule is None else schedule.plan(
+        epochs, resolution, own_dropout, params=profile(config).params,
+        images=dataset.train_size if dataset.train_size > 0 else None)
+    if schedule is not None and (notice := concern(stages, accelerated=bool(
+            tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")))):
+        warnings.warn(notice, UserWarning, stacklevel=2)
+    if fine is not None:
+        stages = cut(stages or [Stage(0, 0, epochs, resolution, own_dropout, recipe.randaugment[1]
+                                      if recipe.randaugment else 0.0, 0.0)],
+                     fine.plan(epochs, len(config.blocks)))
     prepare_folder(out)  # after the data checks: bad data leaves no folder behind
     # Non-chief workers write their copies where nobody reads them (collectives need them all).
     write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
@@ -217,9 +237,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     keras.mixed_precision.set_global_policy(policy)
     try:
         with dist.scope():
-            net = _compiled(config, dataset, None if stages else resolution, recipe, replicas,
+            net = _compiled(config, dataset, None if schedule else resolution, recipe, replicas,
                             batch_size, steps, epochs, weights, skip_head,
-                            max((s.dropout for s in stages), default=0.0) if stages else None)
+                            max(s.dropout for s in stages) if schedule else None)
         config = net.effnet_config
         final = dataclasses.replace(net.build_options, input_shape=(resolution, resolution, 3))
         # One folder per worker, side by side (a worker's folder nested in the chief's raced
@@ -234,7 +254,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             "resolution": resolution, "mixed_precision": policy, "seed": seed,
             # fine-tuning: the starting weights (absent before training from scratch)
             "weights": None if source is None else [source, skip_head],
-            **({"progressive": schedule.to_dict()} if schedule else {})},
+            **({"progressive": schedule.to_dict()} if schedule else {}),
+            **({"fine_tuning": fine.to_dict()} if fine else {})},
             "an unfinished run with other settings", "rerun that run's command to resume it, "
             "or delete the folder to start over",
             check=os.path.isdir(backup) and bool(set(os.listdir(backup)) - {"run.json"}))
@@ -249,6 +270,8 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
             stage_rows = _fit_stages(net, stages, schedule, dataset, data, recipe, batch_size,
                                      seed, shard, history, backup, write_dir, final,
                                      fit_verbosity(verbose))
+            _freeze(net, None)
+            learning_rate_schedule(net.optimizer).share = 1.0
         fit_seconds = time.time() - started
         # fit() has copied the EMA weights into the model when the recipe uses EMA.
         scores = net.evaluate(dataset.validation, verbose=0, return_dict=True)
@@ -265,23 +288,51 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         history=read_history(history),
         artifacts={"model": "model.keras", "best": "best.keras", "best_score": "best.json",
                    "history": "history.csv", "tensorboard": "logs"},
-        progressive=None if schedule is None else {"schedule": schedule.to_dict(),
-                                                   "stages": stage_rows})
+        progressive=None if schedule is None else {"schedule": schedule.to_dict()},
+        fine_tuning=None if weights is None else {"mode": "staged" if fine else "full",
+                                                  **(fine.to_dict() if fine else {})},
+        stages=stage_rows)
     RunFolder(write_dir).write(summary)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     return summary.to_dict()
 
 
-def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: Any, data: str,
-                recipe: Recipe, batch_size: int, seed: int, shard: tuple[int, int],
+def _fine_tuning(mode: str | FineTuning, weights: Any, skip_head: bool) -> FineTuning | None:
+    """The staged fine-tuning a run takes (None: full training)."""
+    if mode == "full":
+        return None
+    if weights is None:
+        raise InvalidArgument("staged fine-tuning trains a pretrained backbone; this run starts "
+                              "from scratch (give weights, or fine_tuning='full')")
+    return FineTuning() if mode == "staged" else mode
+
+
+def _freeze(net: Any, train_from: int | None) -> None:
+    """Blocks below `train_from` frozen, batch normalization in inference mode everywhere
+    (`Stage.train_from`); the stem trains with the first block, the top convolution with the
+    last, the classifier always. None: everything trains."""
+    blocks = [block.name + "_" for block in net.effnet_config.blocks]
+    for layer in net.layers:
+        if train_from is None or isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = train_from is None
+            continue
+        rank = (len(blocks) if layer.name == "predictions" else len(blocks) - 1
+                if layer.name.startswith("top_") else
+                next((i for i, b in enumerate(blocks) if layer.name.startswith(b)), 0))
+        layer.trainable = rank >= train_from
+
+
+def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive | None, dataset: Any,
+                data: str, recipe: Recipe, batch_size: int, seed: int, shard: tuple[int, int],
                 history: str, backup: str, write_dir: str, final: Any,
                 verbose: Any) -> list[dict[str, Any]]:
-    """One `fit` per stage on the same model and optimizer: the stage's training images at
-    its size and augmentation, its dropout rate set on the classifier's dropout (the step is
-    traced again for it). A resumed run starts in the stage of its last finished epoch; each
-    finished stage is recorded in `stages.json` (size, regularisation, epochs, seconds,
-    validation top-1), written atomically."""
+    """One `fit` per stage on the same model and optimizer: a progressive stage's training
+    images at its size and augmentation, its dropout rate set on the classifier's dropout,
+    the layers its fine-tuning step trains (the step is traced again for them). A resumed run
+    starts in the stage of its last finished epoch; each finished stage is recorded in
+    `stages.json` (size, regularisation, what trained, epochs, seconds, validation top-1),
+    written atomically."""
     record = os.path.join(write_dir, "stages.json")
     done = AtomicBackup.finished_epochs(backup)
     rows = []
@@ -291,13 +342,18 @@ def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive, dataset: A
     for stage in stages:
         if stage.end_epoch <= done and any(r["index"] == stage.index for r in rows):
             continue
-        augment = Augment(recipe.crop_area_min, (schedule.randaugment_ops, stage.randaugment)
-                          if stage.randaugment > 0 else None, stage.mixup)
-        train_split = load(data, resolution=stage.size, batch_size=batch_size, seed=seed,
-                           augment=augment, shard=shard).train
+        train_split = dataset.train
+        if schedule is not None:
+            augment = Augment(recipe.crop_area_min, (schedule.randaugment_ops, stage.randaugment)
+                              if stage.randaugment > 0 else None, stage.mixup)
+            train_split = load(data, resolution=stage.size, batch_size=batch_size, seed=seed,
+                               augment=augment, shard=shard).train
         if any(layer.name == "top_dropout" for layer in net.layers):
             net.get_layer("top_dropout").rate = stage.dropout
-        net.make_train_function(force=True)  # the dropout rate is a constant of the trace
+        _freeze(net, stage.train_from)
+        learning_rate_schedule(net.optimizer).share = stage.rate
+        net.make_train_function(force=True)  # constants of the trace: dropout, what trains,
+        # the rate's share
         last = stage.index == len(stages) - 1
         started = time.time()
         net.fit(train_split, validation_data=dataset.validation, initial_epoch=stage.first_epoch,

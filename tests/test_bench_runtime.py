@@ -168,12 +168,15 @@ def test_calibration_count_benchmark_tiny_run(tmp_path):
 
 @pytest.mark.large
 def test_progressive_benchmark_tiny_run(tmp_path):
-    """Real digits, one seed, both methods: the progressive run trained at growing sizes."""
+    """Real digits, one seed, both methods from scratch and from ImageNet weights (staged):
+    the progressive runs trained at growing sizes, the staged ones say so."""
     _finish(_start(PROGRESSIVE, "--models=lite0", "--data=digits", "--seeds=0", "--epochs=4",
-                   "--resolution=48", "--batch_size=32", f"--workdir={tmp_path / 'work'}",
+                   "--resolution=56", "--batch_size=32", "--starts=scratch,default",
+                   "--fine_tuning=staged", f"--workdir={tmp_path / 'work'}",
                    f"--results={tmp_path}"))
     rows = _load(str(tmp_path), "progressive")["rows"]
-    assert [(r["method"], r["sizes"]) for r in rows] == [("fixed", "48"),
-                                                         ("progressive", "32→37→43→48")]
+    assert [(r["method"], r["fine-tuning"], r["sizes"]) for r in rows] == [
+        ("fixed", "-", "56"), ("progressive", "-", "48→51→53→56"),
+        ("fixed", "staged", "56"), ("progressive", "staged", "48→51→53→56")]
     assert all(0 <= r["val_top1"] <= 1 and r["fit_s"] > 0 for r in rows)
     assert len(list((tmp_path / "work" / "digits").rglob("*.png"))) == 1797

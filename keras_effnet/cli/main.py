@@ -9,6 +9,7 @@ import inspect
 import os
 import sys
 import textwrap
+import warnings
 from typing import Any
 
 from absl import app, flags, logging
@@ -90,7 +91,12 @@ def dispatch(command: str | None, values: dict[str, Any], positional: list[str],
                 arguments.setdefault(flag.group, {})[name] = values[name]
             elif not flag.group:
                 arguments[name] = flag.convert(values[name]) if flag.convert else values[name]
-        COMMANDS[command](*([positional] if command in POSITIONAL else []), **arguments)
+        shown = warnings.showwarning
+        warnings.showwarning = one_line_warning
+        try:
+            COMMANDS[command](*([positional] if command in POSITIONAL else []), **arguments)
+        finally:
+            warnings.showwarning = shown
     except (UserError, app.UsageError) as err:
         print(f"effnet{' ' + command if command else ''}: error: {cli_syntax(str(err), command)}",
               file=sys.stderr)
@@ -135,6 +141,13 @@ def general_help() -> str:
         lines.append(textwrap.fill(summary, 100, initial_indent=f"  {name:<11} ",
                                    subsequent_indent=" " * 14))
     return "\n".join(lines)
+
+
+def one_line_warning(message: Any, category: type, filename: str, lineno: int,
+                     file: Any = None, line: str | None = None) -> None:
+    """A warning as the CLI shows it: one line on stderr, without the source line Python
+    adds."""
+    print(f"warning: {' '.join(str(message).split())}", file=file or sys.stderr, flush=True)
 
 
 def run() -> None:

@@ -23,6 +23,9 @@ TRAIN_FLAGS = {
                     "starts from them with a new head, any other model from scratch)",
                     convert=none_word),
     "skip_head": SKIP_HEAD,
+    "fine_tuning": "from pretrained weights: full (everything trains from the first step) or "
+                   "staged (the new head alone on the frozen backbone, then the blocks unfrozen "
+                   "from the top at 0.3 of the rate, batch norm frozen; docs/training.md)",
     "progressive": "progressive learning (EfficientNetV2): image size, dropout, RandAugment and "
                    "mixup grow together over --progressive_stages",
     "progressive_preset": "with --progressive: the V2 paper's Table 6 settings, or derived from "
@@ -40,7 +43,8 @@ def train(*, variant: str | None = None, phi: float | None = None,
           batch_size: int = 64, recipe: Recipe = "short", strategy: Strategy = "auto",
           mixed_precision: Precision = "none", learning_rate: float | None = None,
           seed: int = 0, num_classes: int | None = None, weights: str | None = "auto",
-          skip_head: bool = False, progressive: bool = False,
+          skip_head: bool = False, fine_tuning: Literal["full", "staged"] = "full",
+          progressive: bool = False,
           progressive_preset: Literal["derived", "v2-s", "v2-m", "v2-l"] = "derived",
           progressive_stages: int = 4, progressive_start: int | None = None,
           out: str = "runs/train") -> dict:
@@ -53,6 +57,7 @@ def train(*, variant: str | None = None, phi: float | None = None,
     if settings and not progressive:  # before TensorFlow starts
         raise UsageError(f"{', '.join(settings)} need(s) --progressive")
     from keras_effnet.progressive import Progressive
+    from keras_effnet.scaling import ModelConfig
     from keras_effnet.train import starting_weights, train as train_model
 
     schedule = None if not progressive else Progressive.preset(
@@ -66,11 +71,15 @@ def train(*, variant: str | None = None, phi: float | None = None,
         recipe=recipe if learning_rate is None else named_recipe(recipe, learning_rate),
         strategy=strategy, mixed_precision=mixed_precision, resolution=resolution, out=out,
         seed=seed, num_classes=num_classes, weights=weights, skip_head=skip_head,
-        progressive=schedule)
-    for stage in summary.get("progressive", {}).get("stages", []):
+        progressive=schedule, fine_tuning=fine_tuning)
+    blocks = len(ModelConfig.from_dict(summary["config"]).blocks)
+    for stage in summary.get("stages") or []:
+        trains = ("" if stage["train_from"] is None else ", training the classifier" if
+                  stage["train_from"] == blocks else f", training from block "
+                  f"{stage['train_from'] + 1}")
         print(f"stage {stage['index'] + 1}: epochs {stage['first_epoch'] + 1}-"
               f"{stage['end_epoch']} at {stage['size']} px, dropout {stage['dropout']:.3g}, "
-              f"RandAugment {stage['randaugment']:.3g}, mixup {stage['mixup']:.3g}: "
+              f"RandAugment {stage['randaugment']:.3g}, mixup {stage['mixup']:.3g}{trains}: "
               f"{stage['seconds']:.0f} s, val top-1 {stage['val_accuracy']:.4f}")
     scores = summary["validation"]
     print(f"validation: top-1 {scores['accuracy']:.4f}"

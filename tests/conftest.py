@@ -40,6 +40,27 @@ def effnet(*args, cwd=None, timeout=300, umask=-1, env=None):
                           timeout=timeout, check=False, umask=umask, env=env)
 
 
+def effnet_in_process(*args, umask=None):
+    """`effnet ARGS` in this process (`keras_effnet.cli.main.main`, what the console script
+    dispatches to), as a CompletedProcess (exit status, stdout, stderr) like `effnet`'s: for
+    tests of a command's work, not of a process starting; `umask`: this process's umask while
+    it runs."""
+    import contextlib
+    import io
+
+    from keras_effnet.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.umask(umask) if umask is not None else None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["effnet", *args])
+    finally:
+        if previous is not None:
+            os.umask(previous)
+    return subprocess.CompletedProcess(["effnet", *args], code, out.getvalue(), err.getvalue())
+
+
 def user_environment():
     """This environment without what this file sets for the tests (TensorFlow's log level,
     no GPU): the one a user's shell gives `effnet`."""
@@ -112,6 +133,32 @@ def quickstart_run(trained):
     """(CompletedProcess, output folder) of the `effnet quickstart` run that trained lite0."""
     _, out = trained("lite0")
     return _QUICKSTART["lite0"], out
+
+
+@pytest.fixture(scope="session")
+def quickstart_model(trained):
+    """The main job's lite0 (its model.keras), loaded once for the tests that only run it."""
+    import keras_effnet
+
+    return keras_effnet.load_model(trained("lite0")[1] / "model.keras", compile=False)
+
+
+@pytest.fixture(scope="session")
+def uint8_export(trained, tmp_path_factory):
+    """`effnet export --quantize=int8 --io_dtype=uint8 --out=DIR/` of the main job's lite0, run
+    once (in this process, umask 027) with no data flag: what it returned, printed and wrote.
+    The one int8 conversion of the trained lite0 besides the main job's own; the tests of the
+    CLI's data choice, of raw uint8 pixels and of MediaPipe Tasks read it."""
+    from types import SimpleNamespace
+
+    _, run = trained("lite0")
+    folder = tmp_path_factory.mktemp("uint8-export") / "deploy"
+    result = effnet_in_process(
+        "export", f"--model={run / 'model.keras'}", "--quantize=int8", "--io_dtype=uint8",
+        f"--out={folder}/", umask=0o027)
+    return SimpleNamespace(returncode=result.returncode, stdout=result.stdout,
+                           stderr=result.stderr, run=run, folder=folder,
+                           path=folder / "model_int8.tflite")
 
 
 # The web app's runtime and browser (tests/test_browser.py, tests/test_clients.py).

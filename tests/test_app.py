@@ -1,6 +1,7 @@
 """From a run to an app: TFLite metadata read back by MediaPipe's own schema module, the files
 loaded as they are by MediaPipe Tasks' `ImageClassifier` (the on-device API), and
-`effnet predict` on real image files.
+`effnet predict` on real image files (`effnet` runs in this process: tests/test_cli.py runs the
+console script where its start-up is what a test checks).
 
 The structure tests use a small untrained Lite (φ = −6; its scores are near-ties, but MediaPipe and
 the interpreter must still agree exactly); the agreement tests use the main job's trained
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 import keras_effnet
-from conftest import effnet
+from conftest import effnet_in_process as effnet
 from keras_effnet.data import examples
 from keras_effnet.export import TFLiteMetadata, to_onnx, to_tflite
 from keras_effnet.export.contract import output_kind
@@ -218,22 +219,19 @@ def test_class_names_travel_with_the_model(small, images, tmp_path):
 
 
 @pytest.mark.xdist_group("trained-lite0")
-def test_trained_files_agree_in_mediapipe_on_validation_images(quickstart_run, tmp_path):
-    """The main job's float32 and int8 files and a uint8-I/O int8 file, on 64 validation
-    images: MediaPipe's top-1 name equals the interpreter's top-1 label, scores within one
-    output step (int8) or 1e-6 (float), and the labels are the run's class names in order."""
+def test_trained_files_agree_in_mediapipe_on_validation_images(quickstart_run, uint8_export):
+    """The main job's float32 and int8 files and a uint8-I/O int8 file (conftest's
+    `uint8_export`), on 64 validation images: MediaPipe's top-1 name equals the interpreter's
+    top-1 label, scores within one output step (int8) or 1e-6 (float), and the labels are the
+    run's class names in order."""
     from keras_effnet.cli import QUICKSTART_DEFAULTS
 
     _, run = quickstart_run
     summary = json.loads((run / "summary.json").read_text())
     names = summary["data"]["class_names"]
-    model = keras_effnet.load_model(run / "model.keras", compile=False)
-    data = QUICKSTART_DEFAULTS["data"]
-    to_tflite(model, tmp_path / "uint8.tflite", "int8", io_dtype="uint8",
-              representative_data=data, verify_data=data)
-    images, targets = examples(data, 64, 64, split="validation")
-    for path in (run / "model_float32.tflite", run / "model_int8.tflite",
-                 tmp_path / "uint8.tflite"):
+    assert uint8_export.returncode == 0, uint8_export.stdout[-3000:] + uint8_export.stderr
+    images, targets = examples(QUICKSTART_DEFAULTS["data"], 64, 64, split="validation")
+    for path in (run / "model_float32.tflite", run / "model_int8.tflite", uint8_export.path):
         assert read_labels(str(path)) == names
         result = check(str(path), images, targets)
         assert result["labels_agree"] and result["top1_agreement"] == 1.0, (path, result)
@@ -313,6 +311,7 @@ def test_predict_labels_fall_back_to_the_run_then_indices(quickstart_run, photo_
         shutil.move(bare, tmp_path / "bare.tflite")
         result = effnet("predict", f"--model={tmp_path / 'bare.tflite'}", str(folder / "1.png"),
                         "--top_k=1")
+        assert result.returncode == 0, result.stderr[-2000:]
         assert "labels: none (class indices)" in result.stdout
         assert result.stdout.strip().splitlines()[-1].split(": ")[1].split()[0].isdigit()
     finally:

@@ -177,10 +177,7 @@ def _agreement(path, results, names, files):
         assert result["ms"] >= 0 and round(result["ms"], 1) == result["ms"], result
 
 
-def _keras_top1(run, pixels):
-    import keras_effnet
-
-    model = keras_effnet.load_model(run / "model.keras", compile=False)
+def _keras_top1(model, pixels):
     return np.asarray(model.predict(pixels.astype("float32"), verbose=0)).argmax(-1)
 
 
@@ -188,7 +185,8 @@ def _keras_top1(run, pixels):
 
 
 @pytest.mark.xdist_group("trained-lite0")
-def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium, tmp_path):
+def test_page_answers_as_mediapipe_python_does(quickstart_run, quickstart_model, runtime,
+                                               chromium, tmp_path):
     """The main job's int8 file through `effnet app --serve` on 64 validation images (each
     framed: the page must crop it out) and a non-image: the page's label and score of each
     image equal MediaPipe's Python client's, its accuracy is within 2 points of the Keras
@@ -231,7 +229,7 @@ def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium
     _agreement(run / "model_int8.tflite", results, names,
                [folder / f"{i:03d}.png" for i in range(len(pixels))])
     page_accuracy = np.mean([classes.index(r["label"]) for r in results] == targets)
-    keras_accuracy = np.mean(_keras_top1(run, pixels) == targets)
+    keras_accuracy = np.mean(_keras_top1(quickstart_model, pixels) == targets)
     assert abs(page_accuracy - keras_accuracy) <= 0.02, (page_accuracy, keras_accuracy)
     assert page_accuracy >= 0.9
 
@@ -240,7 +238,7 @@ def test_page_answers_as_mediapipe_python_does(quickstart_run, runtime, chromium
 @pytest.mark.xdist_group("trained-lite0")
 @pytest.mark.parametrize("artifact", ["model_float32.tflite", "model_int8.tflite"])
 def test_page_answers_as_mediapipe_python_does_on_400_images(
-        quickstart_run, runtime, chromium, artifact, tmp_path):
+        quickstart_run, quickstart_model, runtime, chromium, artifact, tmp_path):
     """Both files of the main job on all 400 validation images (framed): labels and scores
     equal to MediaPipe's Python client's, accuracy within 2 points of the Keras model's."""
     _, run = quickstart_run
@@ -255,7 +253,7 @@ def test_page_answers_as_mediapipe_python_does_on_400_images(
                [folder / f"{i:03d}.png" for i in range(len(pixels))])
     classes = json.loads((run / "summary.json").read_text())["data"]["class_names"]
     page_accuracy = np.mean([classes.index(r["label"]) for r in results] == targets)
-    keras_accuracy = np.mean(_keras_top1(run, pixels) == targets)
+    keras_accuracy = np.mean(_keras_top1(quickstart_model, pixels) == targets)
     assert abs(page_accuracy - keras_accuracy) <= 0.02, (page_accuracy, keras_accuracy)
 
 

@@ -325,27 +325,27 @@ def test_failed_export_keeps_only_its_report_under_the_umask(bare_model, tmp_pat
 
 
 @pytest.mark.xdist_group("trained-lite0")
-def test_export_of_a_trained_run_uses_its_own_data(quickstart_run, tmp_path):
-    """int8 from a run folder with no data flag: calibrated on the train split and verified
-    on the validation split of the data the run trained on (its summary.json), written into a
-    new folder (`--out=…/`) with the umask's permissions; the labels are the model's own."""
+def test_export_of_a_trained_run_uses_its_own_data(uint8_export):
+    """int8 (uint8 input and output) from a run folder with no data flag (conftest's
+    `uint8_export`): calibrated on the train split and verified on the validation split of the
+    data the run trained on (its summary.json), written into a new folder (`--out=…/`) with the
+    umask's permissions; the labels are the model's own; a uint8 input takes pixels as they
+    are."""
     from keras_effnet.cli import QUICKSTART_DEFAULTS
 
     data = QUICKSTART_DEFAULTS["data"]
-    _, run = quickstart_run
-    deploy = tmp_path / "deploy"
-    result = effnet("export", f"--model={run / 'model.keras'}", "--quantize=int8",
-                    f"--out={deploy}/", umask=0o027, timeout=600)
+    result, run, deploy = uint8_export, uint8_export.run, uint8_export.folder
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     source = f"the run's data, recorded in {run / 'summary.json'}"
     assert f"calibration data: {data}, train split ({source})" in result.stdout
     assert f"verification data: {data}, validation split ({source})" in result.stdout
     assert "labels: the model's 10 class names" in result.stdout
-    assert "metadata: image classifier 'efficientnet-lite0', input float32" in result.stdout
+    assert ("metadata: image classifier 'efficientnet-lite0', input uint8 as (pixels - 0) / 1, "
+            "10 labels") in result.stdout
     assert sorted(p.name for p in deploy.iterdir()) == ["model_int8.tflite",
                                                          "model_int8.tflite.json"]
     report = json.loads((deploy / "model_int8.tflite.json").read_text())
-    assert report["passed"] and report["quantize"] == "int8"
+    assert report["passed"] and report["quantize"] == "int8" and report["io_dtype"] == "uint8"
     assert report["decisive_images"] >= 30, report  # enough to judge (min_decisive_images)
     assert f"[effnet export] {report['checked']}" in result.stdout
     assert report["checked"].startswith(f"verified on 64 images ({report['decisive_images']} "

@@ -10,57 +10,76 @@ import pytest
 
 import keras_effnet
 from conftest import effnet
-from keras_effnet.export import VerificationError, to_onnx, to_saved_model, to_tflite
+from keras_effnet.export import (VerificationError, to_onnx, to_saved_model, to_tflite,
+                                 traced)
 from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
+
+RES = 32  # the tiny model's input size; b0's (large tier) is 48
 
 
 @pytest.fixture(scope="module")
 def small_models():
-    return {v: keras_effnet.build(v, num_classes=10, input_shape=(48, 48, 3)) for v in
-            ("b0", "lite0")}
+    """`small_models(name)`: the module's models, each built on first use. "tiny" is
+    EfficientNet-Lite at φ=-6 (the Lite blocks and head, 32 px, 10 classes): the export
+    layer's own checks. The trained lite0 itself goes through float TFLite and ONNX, verified,
+    in the main job (test_quickstart.py); b0 (SE + swish, 48 px) is built for the large tier
+    only."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = (keras_effnet.build(keras_effnet.scale(phi=-6, base="lite"),
+                                              num_classes=10, input_shape=(RES, RES, 3))
+                           if name == "tiny" else
+                           keras_effnet.build(name, num_classes=10, input_shape=(48, 48, 3)))
+        return built[name]
+    return get
 
 
 # b0 (SE + swish, 36 s) in the large tier; SE + swish through export is in the default tier
 # on test_int8_structure's tiny model
-@pytest.mark.parametrize("variant", [pytest.param("b0", marks=pytest.mark.large), "lite0"])
+@pytest.mark.parametrize("variant", [pytest.param("b0", marks=pytest.mark.large), "tiny"])
 def test_float_tflite_and_onnx_match_keras(variant, small_models, tmp_path, pixels):
-    model = small_models[variant]
-    images = pixels(6, 48, seed=3)
+    model = small_models(variant)
+    size = model.input_shape[1]
+    images = pixels(6, size, seed=3)
     expected = model.predict(images, verbose=0)
-    report = to_tflite(model, tmp_path / "m.tflite", verify_data=images)
-    assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    with traced(model) as graph:  # both files from one trace (the quickstart's path)
+        report = to_tflite(graph, tmp_path / "m.tflite", verify_data=images)
+        assert report["passed"] and report["max_abs_diff"] <= 1e-4
+        report = to_onnx(graph, tmp_path / "m.onnx", verify_data=images)
+        assert report["passed"] and report["max_abs_diff"] <= 1e-4
+        assert graph.exports == 1
     np.testing.assert_allclose(TFLiteRunner(str(tmp_path / "m.tflite"))(images), expected,
                                atol=1e-4)
-    report = to_onnx(model, tmp_path / "m.onnx", verify_data=images)
-    assert report["passed"] and report["max_abs_diff"] <= 1e-4
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     assert len(graph.input) == 1
     runner = ONNXRunner(str(tmp_path / "m.onnx"))
     for batch in (1, 4):
         np.testing.assert_allclose(runner(images[:batch]), expected[:batch], atol=1e-4)
     saved = json.loads((tmp_path / "m.onnx.json").read_text())
-    assert saved["metadata"]["input_shape"] == [48, 48, 3] and saved["format"] == "onnx"
+    assert saved["metadata"]["input_shape"] == [size, size, 3] and saved["format"] == "onnx"
 
 
 def test_saved_model_serves(small_models, tmp_path, pixels):
     import tensorflow as tf
 
-    path = to_saved_model(small_models["lite0"], tmp_path / "sm")
+    model = small_models("tiny")
+    path = to_saved_model(model, tmp_path / "sm")
     loaded = tf.saved_model.load(path)
-    out = loaded.serve(tf.constant(pixels(2, 48)))
-    np.testing.assert_allclose(out.numpy(), small_models["lite0"].predict(pixels(2, 48), verbose=0),
-                               atol=1e-5)
+    out = loaded.serve(tf.constant(pixels(2, RES)))
+    np.testing.assert_allclose(out.numpy(), model.predict(pixels(2, RES), verbose=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("data,match", [
-    (np.zeros((4, 32, 32, 3), "float32"), r"shape \(4, 32, 32, 3\); the model takes images of \(48, 48, 3\)"),
-    (np.zeros((0, 48, 48, 3), "float32"), r"representative_data is empty"),
+    (np.zeros((4, 48, 48, 3), "float32"), r"shape \(4, 48, 48, 3\); the model takes images of \(32, 32, 3\)"),
+    (np.zeros((0, 32, 32, 3), "float32"), r"representative_data is empty"),
     (np.array([["a"]]), r"dtype <U1"),
     (None, r"quantize='int8' needs representative_data"),
 ])
 def test_bad_representative_data(data, match, small_models, tmp_path):
     with pytest.raises(ValueError, match=match):
-        to_tflite(small_models["lite0"], tmp_path / "m.tflite", quantize="int8",
+        to_tflite(small_models("tiny"), tmp_path / "m.tflite", quantize="int8",
                   representative_data=data)
     assert not list(tmp_path.iterdir())  # nothing written
 
@@ -74,16 +93,16 @@ def test_bad_representative_data(data, match, small_models, tmp_path):
 ])
 def test_bad_modes(kwargs, match, small_models, tmp_path):
     with pytest.raises(ValueError, match=match):
-        to_tflite(small_models["lite0"], tmp_path / "m.tflite", **kwargs)
+        to_tflite(small_models("tiny"), tmp_path / "m.tflite", **kwargs)
 
 
 def test_bad_paths(small_models, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"output folder does not exist"):
-        to_tflite(small_models["lite0"], tmp_path / "missing" / "m.tflite")
+        to_tflite(small_models("tiny"), tmp_path / "missing" / "m.tflite")
     with pytest.raises(ValueError, match=r"must end in .tflite"):
-        to_tflite(small_models["lite0"], tmp_path / "m.bin")
+        to_tflite(small_models("tiny"), tmp_path / "m.bin")
     with pytest.raises(ValueError, match=r"opset=7"):
-        to_onnx(small_models["lite0"], tmp_path / "m.onnx", opset=7)
+        to_onnx(small_models("tiny"), tmp_path / "m.onnx", opset=7)
 
 
 def test_verification_reports_the_outputs_sqnr():
@@ -205,7 +224,7 @@ def test_bad_thresholds_fail_before_converting(overrides, match, small_models, t
     with pytest.raises(ValueError, match=match):
         thresholds_for("int8", overrides)
     with pytest.raises(ValueError, match=match):  # before the (slow) conversion
-        to_tflite(small_models["lite0"], tmp_path / "m.tflite", thresholds=overrides)
+        to_tflite(small_models("tiny"), tmp_path / "m.tflite", thresholds=overrides)
     assert not list(tmp_path.iterdir())
 
 
@@ -221,7 +240,7 @@ def test_thresholds_take_none_and_inf():
 def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixels):
     path = tmp_path / "m.onnx"
     with pytest.raises(VerificationError, match=r"verification failed") as caught:
-        to_onnx(small_models["lite0"], path, verify_data=pixels(4, 48),
+        to_onnx(small_models("tiny"), path, verify_data=pixels(4, RES),
                 thresholds={"max_abs_diff": 1e-12})
     assert caught.value.report["max_abs_diff"] > 1e-12
     assert str(path) in str(caught.value) and ".staged" not in str(caught.value)
@@ -231,7 +250,7 @@ def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixe
     assert kept["passed"] is False and kept["artifact"] == "m.onnx"
     assert isinstance(kept["disagreeing_images"], list)
     # a later export that passes writes the artifact and removes the stale failure report
-    to_onnx(small_models["lite0"], path, verify_data=pixels(4, 48))
+    to_onnx(small_models("tiny"), path, verify_data=pixels(4, RES))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]
     umask = os.umask(0)
     os.umask(umask)
@@ -242,7 +261,7 @@ def test_failed_verification_leaves_only_its_report(small_models, tmp_path, pixe
 # large: 22-25 s; test_cli's export of a trained run covers the CLI path by default
 @pytest.mark.large
 def test_cli_export_prints_the_verification_table(small_models, tmp_path):
-    keras_effnet.save_model(small_models["lite0"], tmp_path / "m.keras")
+    keras_effnet.save_model(small_models("tiny"), tmp_path / "m.keras")
     result = effnet("export", f"--model={tmp_path / 'm.keras'}", "--format=onnx",
                     "--verify_data=synthetic?train=16&validation=16", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

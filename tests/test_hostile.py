@@ -22,7 +22,8 @@ from keras_effnet.export.tflite_metadata import (LABELS_FILE, MAX_LABELS_BYTES, 
 
 LABELS = ["cat", "dog", "fox"]
 
-pytestmark = pytest.mark.xdist_group("hostile")  # one worker builds the module's model
+# the tests that read `sound`: one worker builds the module's model once
+HOSTILE = pytest.mark.xdist_group("hostile")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,7 @@ def hostile_files(sound_bytes):
     }
 
 
+@HOSTILE
 @pytest.mark.parametrize("case", ["bomb", "truncated", "compression", "not_utf8", "count"])
 def test_a_hostile_labels_file_is_refused_by_every_reader(sound, case, tmp_path):
     from keras_effnet.export.predict import predict
@@ -103,6 +105,7 @@ def test_a_hostile_labels_file_is_refused_by_every_reader(sound, case, tmp_path)
         predict(str(path), [str(photo)])
 
 
+@HOSTILE
 def test_read_labels_bounds_what_it_reads(sound):
     """A labels entry that claims a small size but inflates to 24 MiB is read no further than
     the claim (then fails its CRC): the read is bounded whatever the archive says; a sound
@@ -119,6 +122,7 @@ def test_read_labels_bounds_what_it_reads(sound):
     assert MAX_LABELS_BYTES == 16 << 20
 
 
+@HOSTILE
 def test_effnet_app_on_a_zip_bomb_costs_what_a_sound_file_costs(sound, tmp_path):
     """`effnet app` in a child process: on a zip bomb (256 MiB of labels) it exits 2 with one
     line naming the file, writing nothing, at about the peak memory of the same command on
@@ -184,15 +188,15 @@ def test_image_bombs_are_refused_from_their_header_and_gifs_decode_one_frame(tmp
     np.testing.assert_allclose(first.reshape(-1, 3).mean(0), [220, 20, 20], atol=1)
 
 
-def test_predict_on_bombs_costs_what_a_photo_costs(tmp_path):
+@HOSTILE
+def test_predict_on_bombs_costs_what_a_photo_costs(sound, tmp_path):
     """`effnet predict` in a child process on a photo, a PNG bomb (16 384², 0.1 MB: 805 MB as
     RGB) and a 300-frame GIF: the bomb is skipped with its reason, the GIF classified from its
     first frame, and the peak memory is that of the same command on the photo alone (before:
-    +2.1 GB for the bomb, +1.2 GB for a 1 200-frame GIF)."""
+    +2.1 GB for the bomb, +1.2 GB for a 1 200-frame GIF). The model: the module's sound file."""
     from PIL import Image
 
-    keras_effnet.save_model(keras_effnet.build("lite0", num_classes=3, input_shape=(32, 32, 3)),
-                            tmp_path / "m.keras")
+    model = sound[0] / "sound.tflite"
     photo, bomb, gif = tmp_path / "photo.png", tmp_path / "bomb.png", tmp_path / "many.gif"
     Image.new("RGB", (640, 480), (30, 160, 60)).save(photo)
     _png_bomb(bomb)
@@ -205,7 +209,7 @@ def test_predict_on_bombs_costs_what_a_photo_costs(tmp_path):
     runs = {}
     for name, files in (("photo", [photo]), ("bombs", [photo, bomb, gif])):
         done = subprocess.run([sys.executable, "-c", probe, exe, "predict",
-                               f"--model={tmp_path / 'm.keras'}", *map(str, files)],
+                               f"--model={model}", *map(str, files)],
                               capture_output=True, text=True, timeout=300)
         *lines, last = done.stdout.strip().splitlines()
         code, peak_kb = last.split()

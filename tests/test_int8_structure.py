@@ -6,6 +6,11 @@ no float op between the input QUANTIZE and the output DEQUANTIZE, the int8 file'
 QAT file's op list equal to the PTQ file's, QAT's quantize configs and range start, and the
 one-trace export path giving the same bytes as separate exports. Accuracy after quantization
 is checked on the trained lite0 of the main job (test_quantization.py).
+
+Each file is made once (`files`): the float and PTQ files from one trace, the PTQ file once
+more from a lone conversion (its bytes are compared), the QAT file once with its labels and
+metadata; the tests read them. Under pytest-xdist the tests of the tiny model share one
+worker (`INT8_STRUCTURE`); the others go to either.
 """
 
 import collections
@@ -20,7 +25,10 @@ from keras_effnet.export.runtime import ONNXRunner, TFLiteRunner
 from keras_effnet.export.tflite import convert
 
 RES = 32
-pytestmark = pytest.mark.xdist_group("int8-structure")  # one worker builds the files once
+# the tests that read `tiny` or `files`: one worker builds them once
+INT8_STRUCTURE = pytest.mark.xdist_group("int8-structure")
+UNJUDGED = {"min_decisive_agreement": None, "min_sqnr_db": None, "min_decisive_images": None}
+QAT_LABELS = [f"class {i}" for i in range(10)]
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +53,34 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def files(tiny, tmp_path_factory):
-    """fp32, int8 PTQ and int8 QAT flatbuffers of the tiny model (the QAT twin fitted 1 step)."""
+    """The tiny model's files, each made once, and the reports of writing them:
+    fp32 and int8 PTQ from one trace (`to_tflite` on `traced(model)`, verified, no metadata:
+    the bytes `convert` gives), `separate`: the PTQ file of a lone `convert(model)` (which
+    traces the bias-corrected copy), and int8 QAT (the twin fitted 1 step) with metadata and
+    labels."""
     model, images = tiny
+    folder = tmp_path_factory.mktemp("int8-structure")
+    reports = {}
+    with traced(model) as graph:
+        reports["fp32"] = to_tflite(graph, folder / "fp32.tflite", verify_data=images,
+                                    metadata=False)
+        # One step from random every image is a near-tie (float top-1/top-2 margins ≤ 0.01):
+        # verification counts them and gates nothing on them (min_decisive_images=0)
+        reports["ptq"] = to_tflite(graph, folder / "ptq.tflite", "int8",
+                                   representative_data=images, calibration_steps=32,
+                                   verify_data=images, metadata=False,
+                                   thresholds={"min_decisive_images": 0})
+        exports = graph.exports
+    separate = convert(model, "int8", images, 32)
     qat = quantization_aware(model, images)
     labels = keras.utils.to_categorical(np.arange(len(images)) % 10, 10)
     qat.fit(images, labels, batch_size=32, epochs=1, verbose=0)
-    return {"fp32": convert(model), "ptq": convert(model, "int8", images, 32),
-            "qat": convert(qat, "int8", images, 32), "qat_model": qat}
+    reports["qat"] = to_tflite(qat, folder / "qat.tflite", "int8", representative_data=images,
+                               calibration_steps=32, verify_data=images[:8], labels=QAT_LABELS,
+                               thresholds=UNJUDGED)
+    return {**{key: (folder / f"{key}.tflite").read_bytes() for key in ("fp32", "ptq", "qat")},
+            "separate": separate, "qat_model": qat, "qat_path": folder / "qat.tflite",
+            "reports": reports, "exports": exports}
 
 
 def ops_of(flatbuffer):
@@ -82,6 +111,7 @@ def float_ops(flatbuffer):
     return found
 
 
+@INT8_STRUCTURE
 def test_ptq_int8_is_integer_builtin_and_small(files):
     ops = ops_of(files["ptq"])
     names = collections.Counter(name for name, _, _ in ops)
@@ -93,6 +123,7 @@ def test_ptq_int8_is_integer_builtin_and_small(files):
     assert len(files["ptq"]) <= 0.45 * len(files["fp32"])
 
 
+@INT8_STRUCTURE
 def test_input_normalisation_broadcasts_over_rows(files):
     """The converted graph normalises on (1, H, W·3) rows: the per-channel (3,) broadcast is
     XNNPACK's slow path (BUILD_NOTES.md, "Latency")."""
@@ -113,6 +144,7 @@ def test_input_normalisation_broadcasts_over_rows(files):
             assert {shapes[i] for i in op["inputs"]} >= {(1, RES, RES * 3), (RES * 3,)}, key
 
 
+@INT8_STRUCTURE
 def test_qat_file_has_the_ptq_file_ops(files):
     """QAT int8 = PTQ int8 structurally: the same op list, no float op, no extra
     QUANTIZE/DEQUANTIZE (a requantize chain or a float island would add them)."""
@@ -124,6 +156,7 @@ def test_qat_file_has_the_ptq_file_ops(files):
     assert qat == ptq
 
 
+@INT8_STRUCTURE
 def test_qat_quantize_configs_and_range_start(tiny, files):
     model, images = tiny
     qat = files["qat_model"]
@@ -140,12 +173,13 @@ def test_qat_quantize_configs_and_range_start(tiny, files):
 
 # large: 33-44 s (separate exports again); the quickstart uses the one trace by default
 @pytest.mark.large
+@INT8_STRUCTURE
 def test_one_trace_gives_the_artifacts_of_separate_exports(tiny, files, tmp_path):
     model, images = tiny
     with traced(model) as graph:
         assert graph.exports == 1
-        assert convert(graph) == files["fp32"]
-        assert convert(graph, "int8", images, 32) == files["ptq"]
+        assert convert(graph) == convert(model) == files["fp32"]
+        assert convert(graph, "int8", images, 32) == files["separate"] == files["ptq"]
         onnx_report = to_onnx(graph, tmp_path / "m.onnx", verify_data=images)
         tflite_report = to_tflite(graph, tmp_path / "m.tflite", verify_data=images)
         assert graph.exports == 1  # nothing traced again
@@ -166,20 +200,21 @@ def test_one_trace_gives_the_artifacts_of_separate_exports(tiny, files, tmp_path
                                atol=1e-5)
 
 
-def test_every_block_kind_exports_and_verifies(tiny, files, tmp_path):
-    model, images = tiny
-    fp32 = to_tflite(model, tmp_path / "fp32.tflite", verify_data=images)
+@INT8_STRUCTURE
+def test_every_block_kind_exports_and_verifies(tiny, files):
+    """The fixture's float and int8 files, verified as `to_tflite` wrote them (from one trace;
+    the lone conversion's bytes are compared in
+    test_corrected_values_written_into_the_trace_give_the_same_file)."""
+    _, images = tiny
+    fp32, int8 = files["reports"]["fp32"], files["reports"]["ptq"]
     # One step from random every image is a near-tie (float top-1/top-2 margins ≤ 0.01):
     # verification counts them and gates nothing on them. Its outputs barely depend on the
     # input, so even a wrongly calibrated file keeps their SQNR (41 dB measured for both,
     # BUILD_NOTES.md); a broken file is caught on a trained model (test_quantization.py).
-    int8 = to_tflite(model, tmp_path / "int8.tflite", "int8", representative_data=images,
-                     calibration_steps=32, verify_data=images, metadata=False,
-                     thresholds={"min_decisive_images": 0})  # unjudged, accepted
+    assert fp32["passed"] and int8["passed"]  # int8: unjudged, accepted
     assert fp32["max_abs_diff"] <= 1e-4 and fp32["top1_agreement"] == 1.0
     assert int8["near_ties"] == len(images) and int8["decisive_agreement"] is None, int8
     assert int8["sqnr_db"] >= 25, int8  # the output steps of int8 (1/256) at 0.1 per class
-    assert (tmp_path / "int8.tflite").read_bytes() == files["ptq"]
     names = collections.Counter(name for name, _, _ in ops_of(files["ptq"]))
     assert {"MAX_POOL_2D", "PAD", "DEPTHWISE_CONV_2D", "MUL", "LOGISTIC"} <= set(names), names
 
@@ -199,6 +234,7 @@ def test_each_family_quantizes_without_float_ops(base, multipliers):
             collections.Counter(n for n, _, _ in ops_of(qat_file)))
 
 
+@INT8_STRUCTURE
 def test_bias_correction_rounds_weights_as_the_converter_does(tiny, files):
     """The rounding error the correction cancels is the converter's own: every correctable
     layer's simulated int8 kernel (batch norm folded in) is one of the flatbuffer's int8
@@ -249,6 +285,7 @@ def test_bias_correction_rounds_weights_as_the_converter_does(tiny, files):
     assert mismatched <= 1e-3 * weights, (mismatched, weights)
 
 
+@INT8_STRUCTURE
 def test_bias_correction_shifts_biases_only_on_a_copy(tiny):
     """The corrected model is a copy: the caller's model keeps its weights; in the copy only
     the batch norms' betas and the biases of layers without one move, and its float outputs
@@ -305,40 +342,43 @@ def test_bias_correction_of_other_models(kind, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-def test_qat_file_carries_metadata_and_loads_in_mediapipe(tiny, files, tmp_path):
+@INT8_STRUCTURE
+def test_qat_file_carries_metadata_and_loads_in_mediapipe(tiny, files):
     """The QAT path writes the same image-classifier metadata as PTQ: MediaPipe Tasks opens
     the file and scores as the interpreter does."""
     from keras_effnet.export.mediapipe_client import check
     from keras_effnet.export.tflite_metadata import has_metadata, read_labels
 
     _, images = tiny
-    names = [f"class {i}" for i in range(10)]
-    report = to_tflite(files["qat_model"], tmp_path / "qat.tflite", "int8",
-                       representative_data=images, verify_data=images[:8], labels=names,
-                       thresholds={"min_decisive_agreement": None, "min_sqnr_db": None,
-                                   "min_decisive_images": None})
-    assert report["tflite_metadata"]["output"] == "probabilities"
-    assert has_metadata(str(tmp_path / "qat.tflite"))
-    assert read_labels(str(tmp_path / "qat.tflite")) == names
-    result = check(str(tmp_path / "qat.tflite"), images[:8])
+    path = str(files["qat_path"])
+    assert files["reports"]["qat"]["tflite_metadata"]["output"] == "probabilities"
+    assert has_metadata(path)
+    assert read_labels(path) == QAT_LABELS
+    result = check(path, images[:8])
     assert result["labels_agree"] and result["top1_agreement"] == 1.0
     assert result["max_score_diff"] <= result["output_step"]
 
 
-@pytest.mark.parametrize("kind", ["efficientnet", pytest.param("nested", marks=pytest.mark.large)])
-def test_corrected_values_written_into_the_trace_give_the_same_file(kind, tiny):
+@INT8_STRUCTURE
+def test_corrected_values_written_into_the_trace_give_the_same_file(files):
     """From a traced model, the bias-corrected int8 file converts from the one SavedModel with
     the corrected values written into its checkpoint (no second trace); it is byte for byte
     the file converted from a trace of the corrected copy (what a lone `convert` does)."""
+    assert files["reports"]["ptq"]["bias_correction"]["layers"] > 0
+    assert files["exports"] == 1  # the float and the int8 file: one trace
+    assert files["ptq"] == files["separate"]
+
+
+@pytest.mark.large
+@INT8_STRUCTURE
+def test_corrected_values_written_into_a_nested_models_trace_give_the_same_outputs(tiny):
+    """The same for the tiny model nested in a Sequential behind a Rescaling: the files differ
+    in tensor names only (the copy's own layer names), so their outputs are compared."""
     model, images = tiny
-    if kind == "nested":
-        model = keras.Sequential([keras.Input((RES, RES, 3)), keras.layers.Rescaling(1.0),
-                                  model, keras.layers.Dense(3)])
+    model = keras.Sequential([keras.Input((RES, RES, 3)), keras.layers.Rescaling(1.0),
+                              model, keras.layers.Dense(3)])
     with traced(model) as graph:
         rewritten = convert(graph, "int8", images, len(images))
         assert graph.exports == 1
     retraced = convert(model, "int8", images, len(images))
-    if kind == "efficientnet":
-        assert rewritten == retraced
-    # a nested model's files differ in tensor names only (the copy's own layer names)
     np.testing.assert_array_equal(TFLiteRunner(rewritten)(images), TFLiteRunner(retraced)(images))

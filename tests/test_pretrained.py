@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from conftest import effnet
 from keras_effnet import pretrained
 
 
@@ -19,11 +18,17 @@ def _md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_lite0_imagenet_names_real_photos(tmp_path):
-    """The installed ImageNet Lite0 checkpoint with its class names: `effnet predict` on
-    scikit-image's coffee photo says "espresso", on Chelsea a cat."""
+def test_lite0_imagenet_names_real_photos(tmp_path, capsys):
+    """The installed ImageNet Lite0 checkpoint with its class names, saved and loaded back:
+    `effnet predict` (in this process; the console script runs it in test_app.py) on
+    scikit-image's coffee photo says "espresso", on Chelsea a cat, labelled by the class names
+    the .keras file carries. (The same checkpoint names these photos in every client, int8
+    included, in test_clients.py; its weights against the PyTorch reference in
+    test_torch_weights.py.)"""
     import skimage.data
     import tensorflow as tf
+
+    from keras_effnet.cli.main import main
 
     model = keras_effnet.build("lite0", weights="imagenet")
     assert model.class_names[967] == "espresso" and len(model.class_names) == 1000
@@ -31,17 +36,20 @@ def test_lite0_imagenet_names_real_photos(tmp_path):
     for name in ("coffee", "chelsea"):
         png = tf.io.encode_png(getattr(skimage.data, name)()).numpy()
         (tmp_path / f"{name}.png").write_bytes(png)
-    result = effnet("predict", f"--model={tmp_path / 'lite0.keras'}",
-                    str(tmp_path / "coffee.png"), str(tmp_path / "chelsea.png"), "--top_k=3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ".png: " in line)
-    assert lines[str(tmp_path / "coffee.png")].startswith("espresso 0.9"), lines
-    assert "labels: the model's class_names" in result.stdout
-    cats = effnet("predict", f"--model={tmp_path / 'lite0.keras'}",
-                  str(tmp_path / "chelsea.png"), "--json")
-    top = json.loads(cats.stdout)["predictions"][0]["top"]
-    assert 281 <= top[0]["index"] <= 285, top  # the domestic cats
-    assert top[0]["label"] == model.class_names[top[0]["index"]]
+    capsys.readouterr()
+    code = main(["effnet", "predict", f"--model={tmp_path / 'lite0.keras'}",
+                 str(tmp_path / "coffee.png"), str(tmp_path / "chelsea.png"), "--top_k=3",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    result = json.loads(out)
+    assert result["labels_source"] == "the model's class_names", result["labels_source"]
+    coffee, cat = ({p["image"]: p["top"] for p in result["predictions"]}[str(tmp_path / name)]
+                   for name in ("coffee.png", "chelsea.png"))
+    assert coffee[0]["label"] == "espresso" and coffee[0]["probability"] >= 0.9, coffee
+    assert 281 <= cat[0]["index"] <= 285, cat  # the domestic cats
+    for top in coffee + cat:  # the labels are the saved file's class names, index for index
+        assert top["label"] == model.class_names[top["index"]]
 
 
 def test_imagenet_fine_tuning_takes_a_fresh_head():
@@ -213,11 +221,15 @@ def test_a_missing_package_names_the_pip_command(monkeypatch):
         keras_effnet.build("lite0", weights="imagenet", input_shape=(32, 32, 3))
 
 
-def test_cli_build_and_train_take_imagenet(tmp_path):
-    result = effnet("build", "--variant=lite2", "--weights=imagenet", "--resolution=64",
-                    f"--out={tmp_path / 'lite2.keras'}")
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_cli_build_and_train_take_imagenet(tmp_path, capsys):
+    """`effnet build --weights=imagenet` (in this process, as test_cli.py runs commands)."""
+    from keras_effnet.cli.main import main
+
+    code = main(["effnet", "build", "--variant=lite2", "--weights=imagenet", "--resolution=64",
+                 f"--out={tmp_path / 'lite2.keras'}"])
+    assert code == 0, capsys.readouterr().err[-3000:]
     loaded = keras_effnet.load_model(tmp_path / "lite2.keras", compile=False)
     assert loaded.class_names[967] == "espresso"
-    wrong = effnet("build", "--variant=lite4", "--weights=imagenet")
-    assert wrong.returncode == 2 and "exists for b0" in wrong.stderr
+    capsys.readouterr()
+    assert main(["effnet", "build", "--variant=lite4", "--weights=imagenet"]) == 2
+    assert "exists for b0" in capsys.readouterr().err

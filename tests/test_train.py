@@ -40,10 +40,10 @@ def test_short_run_beats_chance_and_reloads(variant, trained):
     assert not (tmp_path / "backup").exists()  # removed once training finished
     # model.keras and best.keras hold the weights only (the optimizer state lives in the
     # backup while the run goes on): the size of the weights, not 3× that with Adam's moments
-    weights_bytes = 4 * keras_effnet.load_model(str(tmp_path / "model.keras")).count_params()
     for name in ("model.keras", "best.keras"):
-        assert os.path.getsize(tmp_path / name) < 1.3 * weights_bytes, name
         saved_model = keras_effnet.load_model(str(tmp_path / name))
+        weights_bytes = 4 * saved_model.count_params()
+        assert os.path.getsize(tmp_path / name) < 1.3 * weights_bytes, name
         assert getattr(saved_model, "optimizer", None) is None, name
         assert saved_model.effnet_config.name == f"efficientnet-{variant}"
 
@@ -108,22 +108,28 @@ def test_multi_worker_on_loopback(tmp_path):
     assert keras_effnet.load_model(tmp_path / "run" / "model.keras").input_shape == (None, 32, 32, 3)
 
 
-def test_killed_run_resumes_then_evaluates(tmp_path):
-    """The paper recipe (RMSProp, EMA) through the CLI: killed, resumed, evaluated."""
+def test_killed_run_resumes_then_evaluates(tmp_path, capsys):
+    """The paper recipe (RMSProp, EMA) through the CLI: killed (the `effnet` process, SIGKILL),
+    resumed by the same command and evaluated (both in this process,
+    `keras_effnet.cli.main.main`)."""
+    from keras_effnet.cli.main import main
+
     out = tmp_path / "run"
-    command = [EFFNET, "train", *TINY, "--epochs=5", "--recipe=paper", f"--out={out}"]
+    command = ["train", *TINY, "--epochs=5", "--recipe=paper", f"--out={out}"]
     history = str(out / "history.csv")
-    kill_after_epochs(command, history, 2, ENV)
+    kill_after_epochs([EFFNET, *command], history, 2, ENV)
     before = read_history(history)
     assert 2 <= len(before) < 5 and not (out / "summary.json").exists()
-    second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
+    capsys.readouterr()
+    code = main(["effnet", *command])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr[-3000:]
     after = read_history(history)
     assert [row["epoch"] for row in after] == [0, 1, 2, 3, 4]
     # the first run's backed-up epochs are kept (its last row may be of an epoch whose backup
     # the kill interrupted: that epoch is redone)
     assert after[:len(before) - 1] == before[:-1]
-    assert "validation: top-1" in second.stdout
+    assert "validation: top-1" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["history"]) == 5
     # best.keras is the best epoch of both runs (the resumed run knew the first run's best;
@@ -136,11 +142,11 @@ def test_killed_run_resumes_then_evaluates(tmp_path):
     assert evaluate(str(out / "best.keras"), TINY[-1].split("=", 1)[1],
                     batch_size=16)["top1"] == pytest.approx(best["val_accuracy"], abs=1e-6)
     assert summary["recipe"]["optimizer"] == "rmsprop" and summary["recipe"]["ema_decay"] == 0.9999
-    result = subprocess.run([EFFNET, "eval", f"--model={out / 'model.keras'}",
-                             "--data=synthetic?train=64&validation=16"], env=ENV,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "top1:" in result.stdout and "top5:" in result.stdout
+    code = main(["effnet", "eval", f"--model={out / 'model.keras'}",
+                 "--data=synthetic?train=64&validation=16"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr[-3000:]
+    assert "top1:" in stdout and "top5:" in stdout
 
 
 @pytest.mark.parametrize("kwargs,error,match", [

@@ -10,28 +10,25 @@ import sys
 import pytest
 
 import keras_effnet
-from conftest import effnet, user_environment
+from conftest import effnet, effnet_in_process, user_environment
 
 
-def cli(capsys, *args):
+def cli(*args):
     """`effnet ARGS` in this process: (exit status, stdout, stderr)."""
-    from keras_effnet.cli.main import main
-
-    capsys.readouterr()
-    code = main(["effnet", *args])
-    return (code, *capsys.readouterr())
+    result = effnet_in_process(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
-def _table(capsys, *args):
+def _table(*args):
     """{model name: columns} of an `effnet profile` table."""
-    code, out, err = cli(capsys, "profile", *args)
+    code, out, err = cli("profile", *args)
     assert code == 0, err
     return {line.split()[0]: line.split() for line in out.splitlines()
             if line.startswith("efficientnet-")}
 
 
-def test_profile_reproduces_table_2(capsys):
-    rows = _table(capsys, "--variants=b0,b1,b2,b3,b4,b5,b6,b7,lite0,lite4")
+def test_profile_reproduces_table_2():
+    rows = _table("--variants=b0,b1,b2,b3,b4,b5,b6,b7,lite0,lite4")
     assert len(rows) == 10 and rows["efficientnet-b7"][4] == "66,347,960"
     for name, cols in rows.items():
         assert cols[4] == cols[5]  # params == published
@@ -39,8 +36,8 @@ def test_profile_reproduces_table_2(capsys):
         assert abs(float(cols[8]) - 1) <= (0.05 if "-b" in name else 0.06)
 
 
-def test_profile_phi_series(capsys):
-    rows = _table(capsys, "--phi=0,1,2,3,4")
+def test_profile_phi_series():
+    rows = _table("--phi=0,1,2,3,4")
     assert list(rows) == [f"efficientnet-phi{k}" for k in range(5)]
     # φ = 0 is B0: its published figures sit beside it; other φ have none
     assert rows["efficientnet-phi0"][4:6] == ["5,288,548"] * 2
@@ -51,7 +48,7 @@ def test_profile_phi_series(capsys):
         assert float(rows[f"efficientnet-phi{k}"][1]) == pytest.approx(1.1 ** k, abs=1e-3)
         assert float(rows[f"efficientnet-phi{k}"][2]) == pytest.approx(1.2 ** k, abs=1e-3)
     # a released variant at another resolution: same parameters, no published MACs to compare
-    assert _table(capsys, "--variants=b3", "--base_resolution=112")["efficientnet-b3"][5:9] == [
+    assert _table("--variants=b3", "--base_resolution=112")["efficientnet-b3"][5:9] == [
         "12,233,232", "0.478", "—", "—"]
 
 
@@ -86,13 +83,13 @@ def test_build_saves_a_loadable_model(tmp_path):
     (["build", "--variant=lite0", "--weights=imagenet", "--num_classes=10", "--resolution=32"],
      "--weights=imagenet has a 1000-class classifier; --num_classes=10 needs --skip_head"),
 ])
-def test_cli_errors_are_clear(args, message, capsys):
-    code, _, err = cli(capsys, *args)
+def test_cli_errors_are_clear(args, message):
+    code, _, err = cli(*args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_profile_prints_table_3_beside_the_paper(capsys):
-    code, out, err = cli(capsys, "profile", "--base=resnet50", "--phi=0,1,2")
+def test_profile_prints_table_3_beside_the_paper():
+    code, out, err = cli("profile", "--base=resnet50", "--phi=0,1,2")
     assert code == 0, err
     rows = {" ".join(line.split()[:2]): line.split() for line in out.splitlines()
             if line.startswith("resnet50")}
@@ -101,7 +98,7 @@ def test_profile_prints_table_3_beside_the_paper(capsys):
                                                "4.1"]
     assert rows["resnet50 compound"][5:7] == ["16.777", "16.7"]
     assert "resnet50 d=4: missed (-11.5 %)" in out
-    code, alone, err = cli(capsys, "profile", "--base=mobilenet_v2")
+    code, alone, err = cli("profile", "--base=mobilenet_v2")
     assert code == 0, err
     lines = [line.split() for line in alone.splitlines()
              if line.startswith("mobilenet_v2 ") and ":" not in line]  # rows, not notes
@@ -109,24 +106,24 @@ def test_profile_prints_table_3_beside_the_paper(capsys):
     assert all(0.9 <= float(line[7]) <= 1.1 for line in lines)
 
 
-def test_budget_prints_phi_margin_and_config(capsys):
-    code, out, err = cli(capsys, "budget", "--base=lite", "--macs=6e8")
+def test_budget_prints_phi_margin_and_config():
+    code, out, err = cli("budget", "--base=lite", "--macs=6e8")
     assert code == 0, err
     first = out.splitlines()[0]
     assert first.startswith("phi = 0.8") and "macs" in first and "margin" in first
     assert "efficientnet-lite-phi0.8" in out and "stage kind" in out
-    code, _, err = cli(capsys, "budget", "--base=lite", "--macs=1e3")
+    code, _, err = cli("budget", "--base=lite", "--macs=1e3")
     assert code == 2 and "below the smallest valid model" in err
-    code, _, err = cli(capsys, "budget", "--base=lite", "--macs=1e9", "--params=1e7")
+    code, _, err = cli("budget", "--base=lite", "--macs=1e9", "--params=1e7")
     assert code == 2 and "exactly one budget" in err
 
 
-def test_search_rejects_bad_points_before_training(tmp_path, capsys):
-    code, _, err = cli(capsys, "search", "--base=lite", "--points=1.2,1.1", "--data=synthetic",
+def test_search_rejects_bad_points_before_training(tmp_path):
+    code, _, err = cli("search", "--base=lite", "--points=1.2,1.1", "--data=synthetic",
                        f"--out={tmp_path / 's'}")
     assert code == 2 and "point '1.2,1.1'" in err
     assert not (tmp_path / "s").exists()
-    code, _, err = cli(capsys, "search", "--base=lite", f"--out={tmp_path / 's'}")
+    code, _, err = cli("search", "--base=lite", f"--out={tmp_path / 's'}")
     assert code == 2 and "needs --data=SPEC" in err
 
 
@@ -187,9 +184,9 @@ def test_each_flag_is_a_keyword_of_its_command_function():
      "not `effnet build` flag(s): --data, --quantize"),
     (["eval", "--model=m.keras", "--noskip_head"], "not `effnet eval` flag(s): --skip_head"),
 ])
-def test_a_flag_of_another_command_is_refused(args, message, tmp_path, monkeypatch, capsys):
+def test_a_flag_of_another_command_is_refused(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli(capsys, *args)
+    code, out, err = cli(*args)
     assert code == 2, out + err
     assert message in err and "--help` lists its flags" in err
     assert list(tmp_path.iterdir()) == []
@@ -266,8 +263,8 @@ def bare_model(tmp_path_factory):
     (["--format=onnx"], "--verify_data"),
     (["--quantize=int8", "--qat_epochs=1"], "--calibration"),
 ])
-def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model, capsys):
-    code, out, err = cli(capsys, "export", f"--model={bare_model}", *args)
+def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model):
+    code, out, err = cli("export", f"--model={bare_model}", *args)
     assert code == 2, out + err
     assert err.startswith(f"effnet export: error: pass {flag}=SPEC (folder:PATH, "
                           "tfrecord:GLOB, or synthetic for a demo)")
@@ -284,8 +281,8 @@ def test_export_of_a_bare_model_names_the_data_flag(args, flag, bare_model, caps
     (["--format=saved_model", "--verify_count=8"],
      "--verify_count does not apply to --format=saved_model"),
 ])
-def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model, capsys):
-    code, out, err = cli(capsys, "export", f"--model={bare_model}", "--verify_data=synthetic",
+def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model):
+    code, out, err = cli("export", f"--model={bare_model}", "--verify_data=synthetic",
                          *args)
     assert code == 2, out + err
     assert err.strip() == f"effnet export: error: {message}"
@@ -297,8 +294,8 @@ def test_export_refuses_a_flag_its_format_would_ignore(args, message, bare_model
     ("--near_tie_margin=nan", "--near_tie_margin=nan; accepted"),
     ("--min_decisive_images=2.5", "--min_decisive_images=2.5; accepted: a whole number >= 0"),
 ])
-def test_export_threshold_flags_are_checked(flag, message, bare_model, capsys):
-    code, out, err = cli(capsys, "export", f"--model={bare_model}", "--verify_data=synthetic",
+def test_export_threshold_flags_are_checked(flag, message, bare_model):
+    code, out, err = cli("export", f"--model={bare_model}", "--verify_data=synthetic",
                          flag)
     assert code == 2, out + err
     assert f"effnet export: error: {message}" in err

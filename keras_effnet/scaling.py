@@ -33,10 +33,6 @@ from keras_effnet.schema import (ACTIVATIONS, BLOCK_KINDS, BOTTLENECK_EXPANSION,
                                  MIN_RESOLUTION, PREPROCESSINGS, RENAMED, REQUIRED, STEMS,
                                  BaseNetwork, BlockConfig, ModelConfig, StageSpec, Variant)
 
-# The private names other modules imported from here before the split (now public in
-# `keras_effnet.checks` and `keras_effnet.catalogue`); kept for one release.
-_is_int, _is_real, _resolve_base = is_int, is_real, resolve_base
-
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's grid-searched coefficients (Sec. 3.3)
 DIVISOR = 8  # channel counts are rounded to multiples of this
 

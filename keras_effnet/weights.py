@@ -61,10 +61,9 @@ def _mobilenet_v1(blocks: Any) -> dict[str, Any]:
     names = {"stem_conv": "conv1", "stem_bn": "conv1_bn",
              HEAD: ("conv_preds", "Conv2D", _reshape_dense)}
     for k, block in enumerate(blocks, start=1):
-        for ours, theirs in (("dwconv", ""), ("bn", "_bn")):
-            names[f"{block.name}_{ours}"] = f"conv_dw_{k}{theirs}"
-        for ours, theirs in (("project_conv", ""), ("project_bn", "_bn")):
-            names[f"{block.name}_{ours}"] = f"conv_pw_{k}{theirs}"
+        for ours, kind, bn in (("dwconv", "dw", ""), ("bn", "dw", "_bn"),
+                               ("project_conv", "pw", ""), ("project_bn", "pw", "_bn")):
+            names[f"{block.name}_{ours}"] = f"conv_{kind}_{k}{bn}"
     return names
 
 

@@ -210,8 +210,8 @@ def test_names_split_out_of_scaling_still_import_from_it():
     for name in ("ALPHA BASES VARIANTS TABLE3 FAMILIES MIN_RESOLUTION IMAGENET_MEAN IMAGENET_STD "
                  "PREPROCESSINGS BLOCK_KINDS StageSpec BaseNetwork BlockConfig ModelConfig Variant "
                  "PublishedScaling variant_key variant_name round_filters with_training "
-                 "renamed_argument fold_keywords refuse_unknown _is_int _is_real "
-                 "_resolve_base").split():
+                 "renamed_argument fold_keywords refuse_unknown is_int is_real "
+                 "resolve_base").split():
         assert hasattr(scaling, name), name
 
 

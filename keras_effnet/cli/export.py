@@ -239,15 +239,9 @@ def export(*, model: str | None = None,
         else:
             report = library.to_onnx(keras_model, path, opset, **common)
     except library.VerificationError as failed:
-        print(report_table([failed.report]))
-        stage("export", failed.report["checked"])
-        for line in layer_lines(failed.report):
-            stage("export", line)
+        _show(failed.report)
         raise
-    print(report_table([report]))
-    stage("export", report["checked"])
-    for line in layer_lines(report):
-        stage("export", line)
+    _show(report)
     if not report["decisive_images"]:
         stage("export", f"note: no image has a float top-1/top-2 margin above "
                         f"{report['near_tie_margin']} (near-constant outputs: an untrained "
@@ -257,6 +251,13 @@ def export(*, model: str | None = None,
         stage("export", metadata_line(report["tflite_metadata"]))
     stage("export", f"wrote {path} and {path}.json")
     return report
+
+
+def _show(report: dict) -> None:
+    """An artifact's verification table, its verdict and its int8 layer lines."""
+    print(report_table([report]))
+    for line in [report["checked"], *layer_lines(report)]:
+        stage("export", line)
 
 
 PREDICT_FLAGS = {

@@ -109,7 +109,9 @@ def trained(tmp_path_factory):
         if variant not in _TRAINED:
             out = tmp_path_factory.mktemp(f"trained-{variant}")
             if variant == "lite0":
-                result = effnet("quickstart", *QUICKSTART_FLAGS, f"--out={out}", timeout=1800)
+                # in this process: the command's work (its process start is checked by
+                # test_quickstart_bad_data_fails_clearly_and_writes_nothing)
+                result = effnet_in_process("quickstart", *QUICKSTART_FLAGS, f"--out={out}")
                 _QUICKSTART[variant] = result
                 if result.returncode != 0:
                     pytest.fail("effnet quickstart failed:\n" + result.stdout[-3000:]

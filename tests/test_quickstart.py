@@ -1,5 +1,5 @@
-"""`effnet quickstart`, the main job, run as a user runs it (a real subprocess), with its own
-defaults: the ImageNet Lite0 fine-tuned at 64 px for 4 epochs on the embedded set (1 600
+"""`effnet quickstart`, the main job, run as a user runs it (the command line, in the test
+process; a real subprocess where its start is the point), with its own defaults: the ImageNet Lite0 fine-tuned at 64 px for 4 epochs on the embedded set (1 600
 images, 400 held out). The same run trains the lite0 that the quantization, app and training
 tests use (conftest's `trained`)."""
 

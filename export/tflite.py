@@ -8,7 +8,7 @@ weight-rounding bias corrected first (`bias_correction`: from a traced model, it
 with the corrected values written in, no second trace); its input/output can stay float32 or
 be uint8/int8 (a phone then feeds camera pixels).
 A quantization-aware model (`keras_effnet.export.quantization_aware`, tf_keras) converts from
-the Keras model itself: its fake-quant ranges are kept, the representative images fill the rest.
+its inference function: its fake-quant ranges are kept, the representative images fill the rest.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def configured(model: Any, quantize: str = "none", representative_data: Any = No
     images = (calibration_images(representative_data, input_size(reference), calibration_steps)
               if quantize == "int8" else None)  # bad data fails before the slow trace
     if quantization_aware:  # a tf_keras model: its fake-quant ranges become the int8 ranges
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = _inference_converter(model)
         yield Conversion(_configure(converter, quantize, images, io_dtype), images, {}, True)
         return
     info: dict[str, Any] = {}
@@ -132,6 +132,23 @@ def configured(model: Any, quantize: str = "none", representative_data: Any = No
     with using(model) as graph, graph.with_values(values) as saved_model:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         yield Conversion(_configure(converter, quantize, images, io_dtype), images, info, False)
+
+
+def _inference_converter(model: Any) -> Any:
+    """The converter of a tf_keras model's inference function, with its variables (frozen by
+    the converter) and the signature `from_keras_model` gives (input and output named as the
+    model's). `from_keras_model` first saves a SavedModel of every layer's call functions:
+    on a QAT model the same ops and outputs took 3x the time (BUILD_NOTES.md, export notes,
+    "QAT conversion path")."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model_variables = model.variables
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=model.input_names[0])
+    module.serve = tf.function(lambda x: {model.output_names[0]: model(x, training=False)},
+                               input_signature=[spec])
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.serve.get_concrete_function()], module)
 
 
 def finished(flatbuffer: bytes, io_dtype: str) -> bytes:

@@ -7,18 +7,24 @@ A block runs unless the line right before its fence marks it:
 A block that is neither runnable (```python, or ```bash of `effnet …` lines) nor marked fails
 `test_every_block_is_run_or_marked`, naming its page and line.
 
-Python blocks run in a fresh interpreter (PRELUDE + the block) and bash blocks line by line
-through the real `effnet` console script, each in its own empty folder holding the FILES its
-text names. Before a block runs, SUBSTITUTIONS replace what only a reader has (their image
-folder) and sizes a test cannot afford (224 px, 25 epochs) with small ones; nothing else of
-an example changes. EXPECTED holds what a block's output must show (what its comments promise).
+Python blocks run as a script (PRELUDE + the block) and bash blocks line by line through the
+`effnet` console script's entry point, each in a process of its own, in its own empty folder
+holding the FILES its text names. That process is forked from a server that imported
+TensorFlow, Keras and the package once (multiprocessing's forkserver): a fresh interpreter's
+state plus those modules, without their ~5 s of imports per block; the FRESH blocks, whose
+point is what importing does, start a new interpreter. Before a block runs, SUBSTITUTIONS
+replace what only a reader has (their image folder) and sizes a test cannot afford (224 px,
+25 epochs) with small ones; nothing else of an example changes. EXPECTED holds what a block's
+output must show (what its comments promise).
 """
 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -28,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from keras_effnet.data_sources import SHAPES
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EFFNET = os.path.join(os.path.dirname(sys.executable), "effnet")
@@ -35,6 +43,11 @@ MARK = re.compile(r"^\s*<!--\s*(not run|large):\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)\s*$")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 BLOCK_TIMEOUT = 600
+# (page, a text that identifies the block): blocks about what a fresh interpreter imports
+FRESH = [("docs/building.md", '"tensorflow" in sys.modules')]
+# what the fork server imports once for every other block
+PRELOAD = ["tensorflow", "keras", "keras_effnet.cli.main", "keras_effnet.export",
+           "keras_effnet.train", "test_docs"]
 
 # Block text -> what runs here (applied in this order, to every block that runs).
 SUBSTITUTIONS = [
@@ -70,11 +83,12 @@ SUBSTITUTIONS = [
 FILES = {
     "runs/mine/": "a trained lite0 run (model.keras, summary.json): ImageNet Lite0 fine-tuned "
                   "on IMAGES at 32 px",
-    "runs/quickstart/model_int8.tflite": "that model as int8 TFLite, with metadata and labels",
+    "runs/quickstart/model_int8.tflite": "the main job's int8 TFLite file, with metadata and "
+                                         "labels (the tests' shared `effnet quickstart` run)",
     "runs/mine/model_int8.tflite": "the same int8 file, where `effnet export` writes it",
-    "photo.jpg": "a JPEG photo of one of IMAGES' classes",
-    "my_photos/": "a folder of two JPEG photos and a broken one (skipped by effnet predict)",
-    "photos/": "a folder of two JPEG photos",
+    "photo.jpg": "a JPEG of one of the main job's validation images",
+    "my_photos/": "a folder of two such JPEGs and a broken one (skipped by effnet predict)",
+    "photos/": "a folder of two such JPEGs",
     "lite0.keras": "a lite0 .keras file with no run beside it (the run's model.keras)",
     "efficientnetb0.h5": "keras.applications.EfficientNetB0(weights=None), saved as .h5",
     "mobilenet_v2_weights.h5": "keras.applications.MobileNetV2(weights=None), saved as .h5",
@@ -82,10 +96,14 @@ FILES = {
     "tf_efficientnet_b0.safetensors": "a B0 state dict in timm's layout (random weights)",
     "m.onnx": "a small ONNX model",
 }
-# The FILES made from the trained run (`Kit.run`, `Kit.int8`): the blocks naming one run in
-# one pytest-xdist worker, which trains it once; the other blocks go to either worker.
-FROM_THE_RUN = ("runs/mine/", "runs/quickstart/model_int8.tflite", "runs/mine/model_int8.tflite",
-                "lite0.keras")
+# The FILES made from a trained run, each by the pytest-xdist group that trains it once: the
+# docs kit's run on IMAGES (`Kit.run`), and the main job's run, which the tests' group
+# "trained-lite0" shares (conftest's `trained`). The other blocks go to either worker.
+FROM_THE_RUN = {"runs/mine/": "docs", "lite0.keras": "docs",
+                "runs/quickstart/model_int8.tflite": "trained-lite0",
+                "runs/mine/model_int8.tflite": "trained-lite0"}
+# the main job's labels (the embedded set's classes), as a pattern
+MAIN_JOB_LABEL = "(" + "|".join(SHAPES) + ")"
 
 # (page, a text that identifies the block, a pattern its output must match)
 EXPECTED = [
@@ -112,12 +130,12 @@ EXPECTED = [
     ("docs/search.md", "fit_budget", r"phi = 0\.8\d\d: efficientnet-lite"),
     ("docs/export.md", '"lite0_int8.tflite"', r"(?m)^True "),
     ("docs/export.md", "THRESHOLDS[", r"0\.9 6\.0"),
-    ("docs/shipping.md", "mp.Image", r"\('(red|green|blue)', "),
-    ("docs/shipping.md", "interpreter.invoke()", r"(?m)^(red|green|blue)$"),
-    ("docs/shipping.md", "effnet predict", r"photo\.jpg: (red|green|blue) .*(\n.*)*skipped"),
-    ("docs/shipping.md", "result = predict(", r"TFLite metadata .*'label': '(red|green|blue)'"),
+    ("docs/shipping.md", "mp.Image", rf"\('{MAIN_JOB_LABEL}', "),
+    ("docs/shipping.md", "interpreter.invoke()", rf"(?m)^{MAIN_JOB_LABEL}$"),
+    ("docs/shipping.md", "effnet predict", rf"photo\.jpg: {MAIN_JOB_LABEL} .*(\n.*)*skipped"),
+    ("docs/shipping.md", "result = predict(", rf"TFLite metadata .*'label': '{MAIN_JOB_LABEL}'"),
     ("docs/browser.md", "effnet app --model=runs/mine/model_int8.tflite --out=app",
-     r"wrote app: efficientnet-lite0 \(model_int8\.tflite, 3 labels, 2 examples\)"),
+     r"wrote app: efficientnet-lite0 \(model_int8\.tflite, 10 labels, 2 examples\)"),
     ("docs/browser.md", "make_app(", r"(?m)^app$"),
     ("docs/cli.md", "effnet build --variant=lite0 --num_classes=10", r"saved lite0\.keras"),
     ("docs/cli.md", "effnet export --help", r"--min_sqnr_db"),
@@ -199,15 +217,22 @@ ALL = [block for page in PAGES for block in blocks(page)]
 
 def named_files(block: Block) -> list[str]:
     """The FILES keys a block names as files it reads: one it writes (`--out=KEY`, as
-    docs/cli.md's `effnet build … --out=lite0.keras`) is not made or copied for it."""
-    code = block.code
-    return [key for key in FILES if key in code.replace(f"--out={key}", "")]
+    docs/cli.md's `effnet build … --out=lite0.keras`) is not made or copied for it, and a key
+    inside a longer one it names (runs/mine/ in runs/mine/model_int8.tflite) is not named."""
+    code, named = block.code, []
+    for key in sorted(FILES, key=len, reverse=True):
+        if key in code.replace(f"--out={key}", ""):
+            named.append(key)
+            code = code.replace(key, "")
+    return [key for key in FILES if key in named]
 
 
 def _param(block: Block):
     marks = []
-    if set(named_files(block)) & set(FROM_THE_RUN):
-        marks.append(pytest.mark.xdist_group("docs"))  # one worker trains the run once
+    groups = {FROM_THE_RUN[key] for key in named_files(block) if key in FROM_THE_RUN}
+    if groups:  # one worker trains a run once; a block reading both goes with the main job
+        marks.append(pytest.mark.xdist_group("trained-lite0" if "trained-lite0" in groups
+                                             else "docs"))
     if block.mark == "large":
         marks.append(pytest.mark.large)
     elif block.mark == "not run":
@@ -275,10 +300,12 @@ def test_expectations_name_existing_blocks():
 # ---------------------------------------------------------------------- the files blocks name
 
 class Kit:
-    """FILES, each made on first use (in this process) and kept for the session."""
+    """FILES, each made on first use (in this process) and kept for the session; `main_job`
+    gives the main job's run folder (training it on first use)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, main_job) -> None:
         self.root = root
+        self.main_job = main_job
 
     @functools.cached_property
     def images(self) -> Path:
@@ -313,36 +340,32 @@ class Kit:
         return out
 
     @functools.cached_property
-    def int8(self) -> Path:
-        import keras_effnet
-        from keras_effnet.export import to_tflite
+    def _validation_images(self):
+        """The first three validation images of the main job's data, at 96 px."""
+        from keras_effnet.cli.quickstart import QUICKSTART_DEFAULTS
+        from keras_effnet.data import examples
 
-        path = self.root / "model_int8.tflite"
-        data = f"folder:{self.images}"
-        to_tflite(keras_effnet.load_model(str(self.run / "model.keras")), path,
-                  quantize="int8", representative_data=data, verify_data=data)
-        return path
+        return examples(QUICKSTART_DEFAULTS["data"], 96, 3)[0]
 
-    def _photo(self, path: Path, colour: int, size=(64, 48)) -> Path:
-        import numpy as np
+    def _photo(self, path: Path, index: int) -> Path:
+        """The main job's validation image `index`, written as a JPEG."""
         from PIL import Image
 
-        pixels = np.full((size[1], size[0], 3), 40, "uint8")
-        pixels[..., colour] = 200
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(path, "JPEG")
+        Image.fromarray(self._validation_images[index].round().astype("uint8")).save(
+            path, "JPEG", quality=95)
         return path
 
     @functools.cached_property
     def photos(self) -> Path:
-        for colour in (0, 2):
-            self._photo(self.root / "photos" / f"photo_{colour}.jpg", colour)
+        for index in (0, 2):
+            self._photo(self.root / "photos" / f"photo_{index}.jpg", index)
         return self.root / "photos"
 
     @functools.cached_property
     def my_photos(self) -> Path:
-        for colour in (1, 2):
-            self._photo(self.root / "my_photos" / f"photo_{colour}.jpg", colour)
+        for index in (1, 2):
+            self._photo(self.root / "my_photos" / f"photo_{index}.jpg", index)
         (self.root / "my_photos" / "broken.jpg").write_text("not an image\n")
         return self.root / "my_photos"
 
@@ -358,7 +381,7 @@ class Kit:
             return {f"runs/mine/{name}": self.run / name for name in ("model.keras",
                                                                       "summary.json")}
         if key in ("runs/quickstart/model_int8.tflite", "runs/mine/model_int8.tflite"):
-            return {key: self.int8}
+            return {key: self.main_job() / "model_int8.tflite"}
         if key == "photo.jpg":
             return {key: self._photo(self.root / "photo.jpg", 0)}
         if key in ("my_photos/", "photos/"):
@@ -411,8 +434,8 @@ class Kit:
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory) -> Kit:
-    return Kit(tmp_path_factory.mktemp("docs-files"))
+def kit(tmp_path_factory, trained) -> Kit:
+    return Kit(tmp_path_factory.mktemp("docs-files"), lambda: trained("lite0")[1])
 
 
 def prepare(block: Block, kit: Kit, folder: Path) -> str:
@@ -436,6 +459,55 @@ def _environment(folder: Path) -> dict[str, str]:
             "KERAS_HOME": str(folder / ".keras"), "PYTHONUNBUFFERED": "1"}
 
 
+@functools.cache
+def _forkserver():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def _child(script: str | None, argv: list[str], folder: Path, env: dict[str, str]) -> None:
+    """In a process forked from the server: `python SCRIPT` (`script`), or else `effnet ARGS`
+    (`argv`), run in `folder` with the environment `env`, its stdout and stderr written to
+    `folder`/.stdout and .stderr."""
+    os.chdir(folder)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, name in ((1, ".stdout"), (2, ".stderr")):
+        os.dup2(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.argv = [script] if script else ["effnet", *argv[1:]]
+    if script:
+        runpy.run_path(script, run_name="__main__")
+    else:
+        from keras_effnet.cli.main import run
+        run()
+
+
+def _run(argv: list[str], folder: Path, env: dict[str, str], fresh: bool) -> tuple[int, str]:
+    """(exit status, output) of `argv` in `folder`: a new interpreter when `fresh`, else a
+    child of the fork server."""
+    if fresh:
+        result = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True,
+                                timeout=BLOCK_TIMEOUT, check=False)
+        return result.returncode, result.stdout + result.stderr
+    script = argv[1] if argv[0] == sys.executable else None
+    process = _forkserver().Process(target=_child, args=(script, argv, folder, env))
+    process.start()
+    process.join(BLOCK_TIMEOUT)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        pytest.fail(f"{shlex.join(argv)} ran past {BLOCK_TIMEOUT} s", pytrace=False)
+    output = ""
+    for name in (".stdout", ".stderr"):
+        log = folder / name
+        output += log.read_text(errors="replace") if log.exists() else ""
+        log.unlink(missing_ok=True)
+    return process.exitcode, output
+
+
 def run_block(block: Block, code: str, folder: Path) -> str:
     """Run a block in `folder`; return its output, or fail naming the page and line."""
     env = _environment(folder)
@@ -447,13 +519,13 @@ def run_block(block: Block, code: str, folder: Path) -> str:
         steps = [([EFFNET, *words[1:]], shlex.join(words))
                  for words in commands(Block(block.page, block.line, block.lang, code,
                                              block.mark, block.reason))]
+    fresh = any(page == block.page and text in block.code for page, text in FRESH)
     output = []
     for argv, shown in steps:
-        result = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True,
-                                timeout=BLOCK_TIMEOUT, check=False)
-        output.append(result.stdout + result.stderr)
-        if result.returncode != 0:
-            pytest.fail(f"{block.where}: exit status {result.returncode} from\n{shown}\n"
+        status, text = _run(argv, folder, env, fresh)
+        output.append(text)
+        if status != 0:
+            pytest.fail(f"{block.where}: exit status {status} from\n{shown}\n"
                         f"--- output (last 4000 characters) ---\n{output[-1][-4000:]}",
                         pytrace=False)
     return "\n".join(output)

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -466,17 +467,18 @@ def _forkserver():
     return context
 
 
-def _child(script: str | None, argv: list[str], folder: Path, env: dict[str, str]) -> None:
+def _child(script: str | None, argv: list[str], folder: Path, env: dict[str, str],
+           logs: Path) -> None:
     """In a process forked from the server: `python SCRIPT` (`script`), or else `effnet ARGS`
     (`argv`), run in `folder` with the environment `env`, its stdout and stderr written to
-    `folder`/.stdout and .stderr."""
+    `logs`/stdout and `logs`/stderr."""
     os.chdir(folder)
     os.environ.clear()
     os.environ.update(env)
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, name in ((1, ".stdout"), (2, ".stderr")):
-        os.dup2(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        os.dup2(os.open(logs / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
     sys.argv = [script] if script else ["effnet", *argv[1:]]
     if script:
         runpy.run_path(script, run_name="__main__")
@@ -493,19 +495,18 @@ def _run(argv: list[str], folder: Path, env: dict[str, str], fresh: bool) -> tup
                                 timeout=BLOCK_TIMEOUT, check=False)
         return result.returncode, result.stdout + result.stderr
     script = argv[1] if argv[0] == sys.executable else None
-    process = _forkserver().Process(target=_child, args=(script, argv, folder, env))
-    process.start()
-    process.join(BLOCK_TIMEOUT)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
-        pytest.fail(f"{shlex.join(argv)} ran past {BLOCK_TIMEOUT} s", pytrace=False)
-    output = ""
-    for name in (".stdout", ".stderr"):
-        log = folder / name
-        output += log.read_text(errors="replace") if log.exists() else ""
-        log.unlink(missing_ok=True)
-    return process.exitcode, output
+    with tempfile.TemporaryDirectory(prefix="block-output-") as name:
+        logs = Path(name)
+        process = _forkserver().Process(target=_child, args=(script, argv, folder, env, logs))
+        process.start()
+        process.join(BLOCK_TIMEOUT)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            pytest.fail(f"{shlex.join(argv)} ran past {BLOCK_TIMEOUT} s", pytrace=False)
+        return process.exitcode, "".join((logs / stream).read_text(errors="replace")
+                                         for stream in ("stdout", "stderr")
+                                         if (logs / stream).exists())
 
 
 def run_block(block: Block, code: str, folder: Path) -> str:

@@ -262,13 +262,14 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         history = os.path.join(write_dir, "history.csv")
         started = time.time()
         if stages is None:
-            net.fit(dataset.train, validation_data=dataset.validation, epochs=epochs,
+            net.fit(dataset.train.repeat(), steps_per_epoch=steps,  # see _fit_stages
+                    validation_data=dataset.validation, epochs=epochs,
                     callbacks=epoch_callbacks(recipe, history, backup, write_dir, final),
                     verbose=fit_verbosity(verbose), shuffle=False)  # tf.data shuffles
             stage_rows = None
         else:
             stage_rows = _fit_stages(net, stages, schedule, dataset, data, recipe, batch_size,
-                                     seed, shard, history, backup, write_dir, final,
+                                     steps, seed, shard, history, backup, write_dir, final,
                                      fit_verbosity(verbose))
             _freeze(net, None)
             learning_rate_schedule(net.optimizer).share = 1.0
@@ -324,15 +325,19 @@ def _freeze(net: Any, train_from: int | None) -> None:
 
 
 def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive | None, dataset: Any,
-                data: str, recipe: Recipe, batch_size: int, seed: int, shard: tuple[int, int],
-                history: str, backup: str, write_dir: str, final: Any,
+                data: str, recipe: Recipe, batch_size: int, steps: int, seed: int,
+                shard: tuple[int, int], history: str, backup: str, write_dir: str, final: Any,
                 verbose: Any) -> list[dict[str, Any]]:
     """One `fit` per stage on the same model and optimizer: a progressive stage's training
     images at its size and augmentation, its dropout rate set on the classifier's dropout,
     the layers its fine-tuning step trains (the step is traced again for them). A resumed run
     starts in the stage of its last finished epoch; each finished stage is recorded in
     `stages.json` (size, regularisation, what trained, epochs, seconds, validation top-1),
-    written atomically."""
+    written atomically.
+
+    Every epoch is `steps` batches of the training split repeated: Keras 3.15 counts one
+    empty batch more per epoch in the training metrics and loss when the split's length is
+    unknown to tf.data (a decoded folder's is: a broken file is skipped)."""
     record = os.path.join(write_dir, "stages.json")
     done = AtomicBackup.finished_epochs(backup)
     rows = []
@@ -356,7 +361,8 @@ def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive | None, dat
         # the rate's share
         last = stage.index == len(stages) - 1
         started = time.time()
-        net.fit(train_split, validation_data=dataset.validation, initial_epoch=stage.first_epoch,
+        net.fit(train_split.repeat(), steps_per_epoch=steps, validation_data=dataset.validation,
+                initial_epoch=stage.first_epoch,
                 epochs=stage.end_epoch, verbose=verbose, shuffle=False,
                 callbacks=[StageLog(stage)] + epoch_callbacks(recipe, history, backup,
                                                               write_dir, final, last_stage=last))

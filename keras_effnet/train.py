@@ -230,6 +230,9 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
     prepare_folder(out)  # after the data checks: bad data leaves no folder behind
     # Non-chief workers write their copies where nobody reads them (collectives need them all).
     write_dir = out if chief else tempfile.mkdtemp(prefix="effnet-worker-")
+    # Every epoch (of every stage) fits `steps` batches of the training split repeated: while
+    # the split's length is unknown to tf.data (a decoded folder's: a broken file is skipped),
+    # Keras 3.15 counts one empty batch more per epoch in the training metrics and loss.
     steps = dataset.train_size // batch_size if dataset.train_size > 0 else None
     if steps is None:
         steps = sum(1 for _ in dataset.train)
@@ -262,7 +265,7 @@ def train(model: str | ModelConfig = "lite0", *, data: str = "synthetic", epochs
         history = os.path.join(write_dir, "history.csv")
         started = time.time()
         if stages is None:
-            net.fit(dataset.train.repeat(), steps_per_epoch=steps,  # see _fit_stages
+            net.fit(dataset.train.repeat(), steps_per_epoch=steps,
                     validation_data=dataset.validation, epochs=epochs,
                     callbacks=epoch_callbacks(recipe, history, backup, write_dir, final),
                     verbose=fit_verbosity(verbose), shuffle=False)  # tf.data shuffles
@@ -333,11 +336,7 @@ def _fit_stages(net: Any, stages: list[Stage], schedule: Progressive | None, dat
     the layers its fine-tuning step trains (the step is traced again for them). A resumed run
     starts in the stage of its last finished epoch; each finished stage is recorded in
     `stages.json` (size, regularisation, what trained, epochs, seconds, validation top-1),
-    written atomically.
-
-    Every epoch is `steps` batches of the training split repeated: Keras 3.15 counts one
-    empty batch more per epoch in the training metrics and loss when the split's length is
-    unknown to tf.data (a decoded folder's is: a broken file is skipped)."""
+    written atomically. Every epoch is `steps` batches of the training split repeated."""
     record = os.path.join(write_dir, "stages.json")
     done = AtomicBackup.finished_epochs(backup)
     rows = []

@@ -358,6 +358,10 @@ class Kit:
         return path
 
     @functools.cached_property
+    def photo(self) -> Path:
+        return self._photo(self.root / "photo.jpg", 0)
+
+    @functools.cached_property
     def photos(self) -> Path:
         for index in (0, 2):
             self._photo(self.root / "photos" / f"photo_{index}.jpg", index)
@@ -384,7 +388,7 @@ class Kit:
         if key in ("runs/quickstart/model_int8.tflite", "runs/mine/model_int8.tflite"):
             return {key: self.main_job() / "model_int8.tflite"}
         if key == "photo.jpg":
-            return {key: self._photo(self.root / "photo.jpg", 0)}
+            return {key: self.photo}
         if key in ("my_photos/", "photos/"):
             return {key.rstrip("/"): getattr(self, key.rstrip("/"))}
         if key == "lite0.keras":

@@ -1,7 +1,7 @@
 """Every private Keras name the package touches, in one place.
 
 Each class is a mixin (or subclass) that overrides one private hook, applied where it is
-needed: `DistributedTraining` by `model.EfficientNet`, `ReferenceEMA` by the optimizers of
+needed: `TrainerFixes` by `model.EfficientNet`, `ReferenceEMA` by the optimizers of
 `optim`, `AtomicBackup` by `train`; `consumers` and `caller_input` (read by the export's int8 bias
 correction) read a layer's outbound and inbound nodes. `PRIVATE_NAMES` lists every private name used here with
 its owner; `tests/test_layout.py` fails loudly when a Keras upgrade removes one, instead of
@@ -20,6 +20,7 @@ from keras_effnet.files import atomic_path, write_json
 # (owner, private name): the hooks overridden or read below
 PRIVATE_NAMES = (
     (keras.Model, "_maybe_symbolic_build"),
+    (keras.Model, "_symbolic_build"),
     (keras.Model, "_distribute_strategy"),  # an attribute of compiled/fitted models
     (keras.optimizers.Optimizer, "_update_model_variables_moving_average"),
     (keras.optimizers.Optimizer, "_model_variables_moving_average"),  # set when EMA is built
@@ -50,15 +51,29 @@ def caller_input(layer: Any) -> Any:
     return nodes[0].input_tensors[0]
 
 
-class DistributedTraining:
-    """Mixin for a `keras.Model`: the two Keras 3.15 trainer fixes multi-worker training needs.
-    Reads the private `_distribute_strategy` and overrides `_maybe_symbolic_build`."""
+class TrainerFixes:
+    """Mixin for a `keras.Model`: three fixes to Keras 3.15's TensorFlow trainer. Reads the
+    private `_distribute_strategy`, overrides `_maybe_symbolic_build` (calling
+    `_symbolic_build`)."""
 
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None and keras.backend.backend() == "tensorflow":
+            # With no strategy set (plain `model.fit`), Keras leaves the optimizer and metrics
+            # to be built inside the first traced step, and tf.function traces a step that
+            # creates variables twice (lite0 at 64 px: ~7 s more). Build them here, from the
+            # first batch's shapes, as Keras does under a strategy; an empty input is left to
+            # Keras's own error.
+            if data_batch is None and iterator is not None:
+                for _, _, batches in iterator:
+                    data_batch = next(batches, None)
+                    break
+            if data_batch is not None:
+                self._symbolic_build(data_batch=data_batch)
+            return
         # Keras 3.15's TF trainer builds metrics from one batch reduced with strategy.reduce,
         # which MultiWorkerMirroredStrategy rejects for an (x, y) tuple (keras-team/keras#20585).
         # Shapes are all the build needs: take the first replica's local batch instead.
-        strategy = getattr(self, "_distribute_strategy", None)
         if iterator is not None and data_batch is None and strategy is not None:
             for _, _, batches in iterator:
                 data_batch = keras.tree.map_structure(

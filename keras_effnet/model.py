@@ -21,13 +21,13 @@ import keras
 from keras_effnet.assembly import BuildOptions, assemble
 from keras_effnet.checks import fold_keywords, refuse_unknown, renamed_argument
 from keras_effnet.errors import InvalidArgument, InvalidType, MissingFile
-from keras_effnet.keras_private import DistributedTraining
+from keras_effnet.keras_private import TrainerFixes
 from keras_effnet.profile import feature_taps  # noqa: F401  (re-exported)
 from keras_effnet.scaling import scale, with_training
 from keras_effnet.schema import ModelConfig
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
-class EfficientNet(DistributedTraining, keras.Model):
+class EfficientNet(TrainerFixes, keras.Model):
     """A functional EfficientNet that carries its resolved config and saves/loads with it.
 
     `model.effnet_config` is the `ModelConfig`, `model.build_options` the `BuildOptions`,

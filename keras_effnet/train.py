@@ -381,8 +381,8 @@ def _compiled(config: ModelConfig, dataset: Any, resolution: int | None, recipe:
     """The model to fit, built and compiled in the strategy's scope: the recipe's
     regularisation set at build time, batch statistics over the global batch (as the
     reference's cross-replica TPU batch norm), the data's class names, and the optimizer
-    built before the first step. `resolution` None: any input size (progressive learning,
-    whose stages set `dropout_rate`)."""
+    built. `resolution` None: any input size (progressive learning, whose stages set
+    `dropout_rate`)."""
     net = build(config, num_classes=dataset.num_classes, input_shape=(resolution, resolution, 3),
                 dropout_rate=recipe.dropout_rate if dropout_rate is None else dropout_rate,
                 drop_path_rate=recipe.drop_path_rate,
@@ -397,8 +397,8 @@ def _compiled(config: ModelConfig, dataset: Any, resolution: int | None, recipe:
     net.compile(optimizer=make_optimizer(recipe, batch_size, steps, epochs, net),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                 metrics=metrics)
-    # Keras builds the optimizer in the first traced step when no strategy is set, and a step
-    # that creates variables is traced twice: build it here, traced once.
+    # Built on every variable before a stage freezes any: staged fine-tuning's later phases
+    # train more of them with the same optimizer.
     net.optimizer.build(net.trainable_variables)
     return net
 

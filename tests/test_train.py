@@ -123,6 +123,35 @@ def test_an_epoch_of_a_folder_counts_its_own_batches(tmp_path):
     assert summary["history"][0]["top5"] > 0.75, summary["history"]
 
 
+def test_a_plain_fit_traces_its_step_once():
+    """`model.fit` / `evaluate` with no strategy set: Keras 3.15 builds the optimizer and
+    metrics inside the first traced step, and tf.function traces a step that creates variables
+    a second time. The package's models build them first: each step is traced once, and
+    training still moves the weights."""
+    model = keras_effnet.build(keras_effnet.scale(phi=-6, base="lite"), num_classes=3,
+                               input_shape=(32, 32, 3))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    traces = {"train": 0, "test": 0}
+
+    def counted(kind, step):
+        def traced(data):
+            traces[kind] += 1
+            return step(data)
+        return traced
+
+    model.train_step = counted("train", model.train_step)
+    model.test_step = counted("test", model.test_step)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    labels = np.arange(8) % 3
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(images, labels, batch_size=4, epochs=2, verbose=0)
+    assert traces == {"train": 1, "test": 0}
+    assert len(model.optimizer.variables) > len(model.trainable_variables)  # Adam's moments
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])  # unbuilt
+    model.evaluate(images, labels, batch_size=4, verbose=0)
+    assert traces["test"] == 1
+
 def test_killed_run_resumes_then_evaluates(tmp_path, capsys):
     """The paper recipe (RMSProp, EMA) through the CLI: killed (the `effnet` process, SIGKILL),
     resumed by the same command and evaluated (both in this process,

@@ -21,8 +21,8 @@ setup: $(STAMP)
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q '$(UV)'
-	$(VENV)/bin/uv pip install -q -p $(VENV)/bin/python -e '.[test]'
-	$(VENV)/bin/uv pip install -q -p $(VENV)/bin/python '$(CLIENT)'
+	$(VENV)/bin/uv pip install -q --compile-bytecode -p $(VENV)/bin/python -e '.[test]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode -p $(VENV)/bin/python '$(CLIENT)'
 	$(VENV)/bin/python -c "import mediapipe.tasks.python.vision"
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -8,6 +8,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# pytest-xdist workers share the cores: TensorFlow's thread pools, one thread per core in each
+# worker, made them compete; each worker's share of the cores is faster (BUILD_NOTES.md, "Test
+# suite time and tiers"). Without xdist TensorFlow keeps its own choice.
+_SHARE = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))))
+TEST_THREADS = ({"TF_NUM_INTRAOP_THREADS": _SHARE, "TF_NUM_INTEROP_THREADS": _SHARE}
+                if "PYTEST_XDIST_WORKER" in os.environ else {})
+for _name, _value in TEST_THREADS.items():
+    os.environ.setdefault(_name, _value)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -63,9 +71,9 @@ def effnet_in_process(*args, umask=None):
 
 def user_environment():
     """This environment without what this file sets for the tests (TensorFlow's log level,
-    no GPU): the one a user's shell gives `effnet`."""
+    no GPU, its threads): the one a user's shell gives `effnet`."""
     return {k: v for k, v in os.environ.items()
-            if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", *TEST_THREADS)}
 
 
 def kill_after_epochs(command, history, epochs, env, timeout=400):

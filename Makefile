@@ -8,8 +8,8 @@ VENV   := .venv
 # tensorflow-model-optimization 0.8.1 pins absl-py~=1.2, so no resolver takes both in one
 # install. TFMOT imports absl only in its own tests (BUILD_NOTES.md, "MediaPipe client").
 CLIENT := mediapipe==1.2.3
-# uv installs what pip would (the same resolved versions) in ~10 s instead of ~60, from a cold
-# cache too (BUILD_NOTES.md, "Set-up"). It reads no pip.conf: behind a mirror, set
+# uv installs what pip would (the same versions but one unused backport) in ~10 s instead of
+# ~60, from a cold cache too (BUILD_NOTES.md, "Set-up"). It reads no pip.conf: behind a mirror, set
 # UV_DEFAULT_INDEX (or UV_INDEX_URL) as pip's index-url.
 UV     := uv==0.13.10
 STAMP  := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)

@@ -51,6 +51,13 @@ def caller_input(layer: Any) -> Any:
     return nodes[0].input_tensors[0]
 
 
+def _first_batch(iterator: Any) -> Any:
+    """The first batch of a Keras TF trainer's epoch iterator (None: no iterator, or empty)."""
+    for _, _, batches in iterator or ():
+        return next(batches, None)
+    return None
+
+
 class TrainerFixes:
     """Mixin for a `keras.Model`: three fixes to Keras 3.15's TensorFlow trainer. Reads the
     private `_distribute_strategy`, overrides `_maybe_symbolic_build` (calling
@@ -58,30 +65,28 @@ class TrainerFixes:
 
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
         strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None and keras.backend.backend() == "tensorflow":
+        plain = strategy is None and keras.backend.backend() == "tensorflow"
+        first = (_first_batch(iterator) if data_batch is None and (plain or strategy is not None)
+                 else None)
+        if plain:
             # With no strategy set (plain `model.fit`), Keras leaves the optimizer and metrics
             # to be built inside the first traced step, and tf.function traces a step that
             # creates variables twice (lite0 at 64 px: ~7 s more). Build them here, from the
             # first batch's shapes, as Keras does under a strategy; an empty input is left to
             # Keras's own error.
-            if data_batch is None and iterator is not None:
-                for _, _, batches in iterator:
-                    data_batch = next(batches, None)
-                    break
-            if data_batch is not None:
-                self._symbolic_build(data_batch=data_batch)
+            batch = first if data_batch is None else data_batch
+            if batch is not None:
+                self._symbolic_build(data_batch=batch)
             return
-        # Keras 3.15's TF trainer builds metrics from one batch reduced with strategy.reduce,
-        # which MultiWorkerMirroredStrategy rejects for an (x, y) tuple (keras-team/keras#20585).
-        # Shapes are all the build needs: take the first replica's local batch instead.
-        if iterator is not None and data_batch is None and strategy is not None:
-            for _, _, batches in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0]
-                    if hasattr(strategy, "experimental_local_results")
-                    and type(v).__name__ in ("PerReplica", "Mirrored") else v, next(batches))
-                break
-            iterator = None
+        if first is not None:
+            # Keras 3.15's TF trainer builds metrics from one batch reduced with
+            # strategy.reduce, which MultiWorkerMirroredStrategy rejects for an (x, y) tuple
+            # (keras-team/keras#20585). Shapes are all the build needs: take the first
+            # replica's local batch instead.
+            data_batch, iterator = keras.tree.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0]
+                if hasattr(strategy, "experimental_local_results")
+                and type(v).__name__ in ("PerReplica", "Mirrored") else v, first), None
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # *args: the JAX backend's steps also take (and return) the model state.
